@@ -1,0 +1,131 @@
+// beatd: the Beat daemon. Owns the machine's cores (one pinned worker per
+// core) and runs tasks that local clients submit through shared memory.
+//
+// Exit status: 0 after a clean SIGTERM/SIGINT drain; 1 on a start-up error
+// (bad config or flag, socket in use, ...), with a message naming the key,
+// flag or path and the bad value.
+#include <prometheus/exposer.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <random>
+
+#include "daemon/config.hpp"
+#include "daemon/control_server.hpp"
+#include "daemon/metrics.hpp"
+#include "daemon/topology.hpp"
+#include "daemon/worker_pool.hpp"
+#include "kernels/kernel_registry.hpp"
+
+namespace {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "beatd: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"beatd: node-local task scheduler daemon"};
+  std::string config_path;
+  std::string socket, metrics_address, segment_prefix, log_level;
+  std::int64_t workers = -1, idle_spin_us = -1;
+  bool check_only = false;
+  app.add_option("--config", config_path, "TOML configuration file (default: " BEAT_DEFAULT_CONFIG
+                                          " if it exists, else built-in defaults)");
+  app.add_option("--socket", socket, "control socket path (daemon.socket)");
+  app.add_option("--workers", workers, "worker threads, 0 = one per allowed core (workers.count)");
+  app.add_option("--metrics-address", metrics_address,
+                 "Prometheus exposer HOST:PORT, \"\" disables (metrics.address)");
+  app.add_option("--segment-prefix", segment_prefix, "shared-memory segment name prefix (daemon.segment_prefix)");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off (daemon.log_level)");
+  app.add_option("--idle-spin-us", idle_spin_us, "spin before parking, microseconds (workers.idle_spin_us)");
+  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;
+  }
+
+  beat::Config config;
+  if (config_path.empty() && std::filesystem::exists(BEAT_DEFAULT_CONFIG)) config_path = BEAT_DEFAULT_CONFIG;
+  if (!config_path.empty()) {
+    auto loaded = beat::load_config_file(config_path);
+    if (!loaded) return fail(loaded.status().message());
+    config = *loaded;
+  }
+  // Flags override the file; each is validated with the key it stands for.
+  if (!socket.empty()) config.socket = socket;
+  if (app.count("--metrics-address") > 0) config.metrics_address = metrics_address;
+  if (!segment_prefix.empty()) config.segment_prefix = segment_prefix;
+  if (!log_level.empty()) config.log_level = log_level;
+  if (workers >= 0) {
+    if (workers > beat::kMaxWorkers)
+      return fail("--workers is " + std::to_string(workers) + ", must be in [0, " +
+                  std::to_string(beat::kMaxWorkers) + "]");
+    config.worker_count = static_cast<std::uint32_t>(workers);
+  } else if (app.count("--workers") > 0) {
+    return fail("--workers is " + std::to_string(workers) + ", must be in [0, " +
+                std::to_string(beat::kMaxWorkers) + "]");
+  }
+  if (idle_spin_us >= 0) {
+    if (idle_spin_us > beat::kMaxIdleSpinUs)
+      return fail("--idle-spin-us is " + std::to_string(idle_spin_us) + ", must be in [0, " +
+                  std::to_string(beat::kMaxIdleSpinUs) + "]");
+    config.idle_spin_us = static_cast<std::uint32_t>(idle_spin_us);
+  } else if (app.count("--idle-spin-us") > 0) {
+    return fail("--idle-spin-us is " + std::to_string(idle_spin_us) + ", must be in [0, " +
+                std::to_string(beat::kMaxIdleSpinUs) + "]");
+  }
+  if (beat::Status s = beat::validate_config(config); !s) return fail(s.message());
+  if (check_only) {
+    std::printf("configuration OK\n");
+    return 0;
+  }
+
+  auto logger = spdlog::stderr_color_mt("beatd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  auto topology = beat::Topology::load();
+  if (!topology) return fail(topology.status().message());
+
+  beat::KernelRegistry kernels;
+  beat::register_builtin_kernels(kernels);
+
+  std::random_device rd;
+  const std::uint64_t instance = (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(::getpid());
+
+  beat::WorkerPool pool(config, kernels, *topology);
+  boost::asio::io_context io;
+  beat::ControlServer server(io, config, config_path, kernels, pool, instance);
+  if (beat::Status s = server.listen(); !s) return fail(s.message());
+
+  std::unique_ptr<prometheus::Exposer> exposer;
+  auto metrics = std::make_shared<beat::PoolMetrics>(pool);
+  if (!config.metrics_address.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(config.metrics_address);
+    } catch (const std::exception& e) {
+      return fail("cannot serve metrics on metrics.address \"" + config.metrics_address + "\": " + e.what());
+    }
+    exposer->RegisterCollectable(metrics);
+    const auto ports = exposer->GetListeningPorts();
+    const std::string host = config.metrics_address.substr(0, config.metrics_address.rfind(':'));
+    const std::string endpoint = host + ":" + (ports.empty() ? std::string("?") : std::to_string(ports.front()));
+    server.set_metrics_endpoint(endpoint);
+    spdlog::info("metrics on http://{}/metrics", endpoint);
+  }
+
+  if (beat::Status s = pool.start(); !s) return fail(s.message());
+  server.start();
+  io.run();
+  exposer.reset();
+  return 0;
+}

@@ -1,0 +1,100 @@
+// ClientSession: the daemon's private state for one connected client, and
+// the owner of that client's shared-memory segment.
+//
+// Everything the client can write lives in the segment and is untrusted; the
+// fields below live in daemon memory and are the truth the daemon acts on
+// (its own SQ head, CQ reservation and commit counters, credit accounting).
+//
+// Thread-safety / invariants:
+//  1. Intake fields (sq_head_, cq_taken_) are guarded by intake_claim_: a
+//     worker that wins the claim (exchange acquire) is the only SQ consumer
+//     until it releases it (store release), which publishes its updates to
+//     the next claimer.
+//  2. cq_taken_ - client's cq.head <= cq_entries whenever the client is
+//     honest; intake takes only tasks it has CQ credit for, so a completion
+//     reservation never overruns the ring and posting never waits on the
+//     client.
+//  3. cq_reserve_/cq_commit_ order completion commits among workers (ring
+//     rule 2); the segment's cq.tail is only a mirror of cq_commit_, so a
+//     client scribbling on it cannot stall a worker.
+//  4. The segment stays mapped until the worker pool's grace period after
+//     retire() has passed: no worker holds a pointer to the session then.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "shared/segment_layout.hpp"
+#include "shared/status.hpp"
+
+namespace beat {
+
+struct PeerCredentials {
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+class ClientSession {
+ public:
+  // Creates the segment /dev/shm/<name> with owner-only permissions (0600),
+  // sizes and maps it, and initialises its header. Fails if it exists.
+  static Result<std::unique_ptr<ClientSession>> create(const std::string& segment_name,
+                                                       const SegmentLayout& layout,
+                                                       std::uint64_t daemon_instance,
+                                                       std::uint32_t client_id,
+                                                       const PeerCredentials& peer,
+                                                       std::string client_name);
+  ~ClientSession();  // unmaps and unlinks the segment
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+
+  // Descriptor of the segment, passed to the client with SCM_RIGHTS.
+  int segment_fd() const noexcept;
+  const std::string& segment_name() const noexcept { return segment_name_; }
+  const std::string& client_name() const noexcept { return client_name_; }
+  const PeerCredentials& peer() const noexcept { return peer_; }
+  std::uint32_t client_id() const noexcept { return client_id_; }
+  const SegmentView& view() const noexcept { return view_; }
+
+  // ---- intake (worker holding the claim) ----
+  std::atomic<bool> intake_claim_{false};
+  std::uint32_t sq_head_ = 0;   // GUARDED_BY(intake_claim_): next SQ index to consume
+  std::uint32_t cq_taken_ = 0;  // GUARDED_BY(intake_claim_): tasks taken that owe a completion
+  // Copy of sq_head_ for unclaimed emptiness checks and drain progress.
+  // Written by the claimer (release), read by anyone (acquire).
+  std::atomic<std::uint32_t> sq_head_mirror_{0};
+
+  // ---- completion posting (any worker) ----
+  alignas(kCacheLine) std::atomic<std::uint32_t> cq_reserve_{0};
+  alignas(kCacheLine) std::atomic<std::uint32_t> cq_commit_{0};
+
+  // ---- lifecycle and counters ----
+  // Tasks taken from the SQ whose completion is not yet committed.
+  alignas(kCacheLine) std::atomic<std::uint32_t> inflight_{0};
+  std::atomic<bool> closing_{false};  // control thread sets; workers drop its tasks
+  std::atomic<bool> broken_{false};   // a worker found the rings corrupt
+  // SQ index below which tasks were accepted when draining began.
+  std::atomic<std::uint32_t> drain_until_{0};
+  std::atomic<std::uint64_t> tasks_completed_{0};
+  std::atomic<std::uint64_t> tasks_failed_{0};
+
+ private:
+  ClientSession() = default;
+
+  std::string segment_name_;
+  std::string client_name_;
+  PeerCredentials peer_{};
+  std::uint32_t client_id_ = 0;
+  boost::interprocess::shared_memory_object shm_;
+  boost::interprocess::mapped_region region_;
+  SegmentView view_{};
+};
+
+}  // namespace beat

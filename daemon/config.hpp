@@ -1,0 +1,57 @@
+// beatd configuration: one TOML file (config/beatd.toml documents every key)
+// overridden by command-line flags.
+//
+// Unknown keys, wrong types and out-of-range values are errors whose message
+// names the key and the value; beatd exits non-zero on any of them.
+// Thread-safety: a Config is a value; the daemon copies what workers need.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "shared/status.hpp"
+
+namespace beat {
+
+struct Config {
+  // [daemon]
+  std::string socket = "/run/beat/beatd.sock";
+  std::uint32_t socket_mode = 0660;
+  std::string segment_prefix = "beat";
+  std::uint32_t max_clients = 64;
+  std::string log_level = "info";
+  std::uint32_t shutdown_timeout_ms = 30000;
+
+  // [workers]
+  std::uint32_t worker_count = 0;    // 0 = one per allowed core
+  std::uint32_t idle_spin_us = 100;  // spin before parking on the futex
+  std::uint32_t intake_batch = 64;   // most tasks one worker takes from one SQ at once
+  bool pin = true;
+
+  // [clients]
+  std::uint32_t sq_entries_max = 65536;
+  std::uint32_t cq_entries_max = 131072;
+  std::uint64_t arena_bytes_max = 1ull << 30;
+
+  // [metrics]
+  std::string metrics_address = "127.0.0.1:9464";  // "" disables the exposer
+};
+
+// Limits, shared by file and flag validation.
+inline constexpr std::uint32_t kMaxClientsLimit = 126;  // futex_waitv takes 128 words
+inline constexpr std::uint32_t kMaxWorkers = 1024;
+inline constexpr std::uint32_t kMaxIdleSpinUs = 1'000'000;
+inline constexpr std::uint32_t kMaxIntakeBatch = 4096;
+
+// Parses TOML text; `origin` names the file in error messages.
+Result<Config> parse_config(std::string_view toml_text, std::string_view origin);
+// Reads and parses a file.
+Result<Config> load_config_file(const std::string& path);
+// Checks cross-field rules and ranges (also applied after flag overrides).
+Status validate_config(const Config& c);
+
+// "HOST:PORT" with a numeric port 0..65535 and a non-empty host, or "".
+Status check_metrics_address(std::string_view value, std::string_view key);
+
+}  // namespace beat

@@ -1,0 +1,563 @@
+#include "daemon/control_server.hpp"
+
+#include <dirent.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <sstream>
+
+#include "shared/control_message.hpp"
+
+namespace beat {
+
+namespace asio = boost::asio;
+using stream = asio::local::stream_protocol;
+
+namespace {
+
+// Housekeeping cadence: slow when there is nothing to reclaim (an idle
+// daemon must use no measurable CPU), fast while sessions wait for their
+// grace period or the daemon drains.
+constexpr auto kIdleHousekeeping = std::chrono::milliseconds(250);
+constexpr auto kBusyHousekeeping = std::chrono::milliseconds(1);
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+// Rounds a client's ring request to a power of two inside [min, max];
+// 0 means "the default".
+std::uint32_t clamp_entries(std::uint32_t requested, std::uint32_t fallback, std::uint32_t max) {
+  std::uint64_t v = requested == 0 ? fallback : requested;
+  if (v < kMinRingEntries) v = kMinRingEntries;
+  if (v > max) v = max;
+  std::uint64_t p = 1;
+  while (p < v) p <<= 1;
+  if (p > max) p = max;  // max is a power of two (validated)
+  return static_cast<std::uint32_t>(p);
+}
+
+std::string printable(std::string s) {
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  return s;
+}
+
+}  // namespace
+
+struct ControlServer::Connection {
+  explicit Connection(stream::socket s) : socket(std::move(s)) {}
+  stream::socket socket;
+  FrameHeader header{};
+  std::vector<std::byte> payload;
+  PeerCredentials peer{};
+  std::unique_ptr<ClientSession> session;
+  bool closed = false;
+};
+
+ControlServer::ControlServer(asio::io_context& io, Config& config, std::string config_path,
+                             const KernelRegistry& kernels, WorkerPool& pool,
+                             std::uint64_t daemon_instance)
+    : io_(io),
+      config_(config),
+      config_path_(std::move(config_path)),
+      kernels_(kernels),
+      pool_(pool),
+      daemon_instance_(daemon_instance),
+      acceptor_(io),
+      signals_(io, SIGTERM, SIGINT, SIGHUP),
+      housekeeping_timer_(io) {}
+
+ControlServer::~ControlServer() {
+  // Normal exit goes through finish_shutdown(); this covers start-up failures.
+  pool_.stop();
+  for (auto& c : connections_) c->session.reset();
+  retired_.clear();
+  if (listening_) ::unlink(config_.socket.c_str());
+}
+
+Status ControlServer::listen() {
+  // Stale segments of a previous run with this prefix (crash, SIGKILL).
+  const std::string prefix = config_.segment_prefix + "-";
+  if (DIR* d = ::opendir("/dev/shm")) {
+    int removed = 0;
+    while (dirent* e = ::readdir(d)) {
+      if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) {
+        boost::interprocess::shared_memory_object::remove(e->d_name);
+        ++removed;
+      }
+    }
+    ::closedir(d);
+    if (removed > 0) spdlog::info("removed {} stale segment(s) with prefix '{}'", removed, prefix);
+  }
+
+  const std::string& path = config_.socket;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return Status(ErrorCode::kInvalidArgument,
+                    "socket path '" + path + "' exists and is not a socket");
+    // A live daemon answers; a stale file from a crash does not.
+    stream::socket probe(io_);
+    boost::system::error_code ec;
+    probe.connect(stream::endpoint(path), ec);
+    if (!ec)
+      return Status(ErrorCode::kInvalidArgument, "another beatd is listening on '" + path + "'");
+    ::unlink(path.c_str());
+  }
+  boost::system::error_code ec;
+  acceptor_.open(stream(), ec);
+  if (!ec) acceptor_.bind(stream::endpoint(path), ec);
+  if (ec) return Status(ErrorCode::kIo, "cannot bind control socket '" + path + "': " + ec.message());
+  listening_ = true;
+  if (::chmod(path.c_str(), config_.socket_mode) != 0)
+    return Status(ErrorCode::kIo, "cannot chmod control socket '" + path + "': " + std::strerror(errno));
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status(ErrorCode::kIo, "cannot listen on '" + path + "': " + ec.message());
+  return Status::ok();
+}
+
+void ControlServer::start() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (!ec) handle_signal(signo);
+  });
+  accept_next();
+  schedule_housekeeping();
+  spdlog::info("listening on {} ({} workers)", config_.socket, pool_.worker_count());
+  sd_notify(0, "READY=1\nSTATUS=accepting clients");
+}
+
+void ControlServer::handle_signal(int signo) {
+  if (signo == SIGHUP) {
+    reload_config();
+  } else {
+    begin_shutdown(signo == SIGTERM ? "SIGTERM" : "SIGINT");
+  }
+  if (!finished_)
+    signals_.async_wait([this](const boost::system::error_code& ec, int s) {
+      if (!ec) handle_signal(s);
+    });
+}
+
+void ControlServer::reload_config() {
+  if (config_path_.empty()) {
+    spdlog::warn("SIGHUP: no config file was given; nothing to reload");
+    return;
+  }
+  auto next = load_config_file(config_path_);
+  if (!next) {
+    spdlog::error("SIGHUP: keeping the running configuration: {}", next.status().message());
+    return;
+  }
+  sd_notify(0, "RELOADING=1");
+  const Config& n = *next;
+  if (n.log_level != config_.log_level) {
+    spdlog::set_level(spdlog::level::from_str(n.log_level));
+    spdlog::info("SIGHUP: daemon.log_level {} -> {}", config_.log_level, n.log_level);
+    config_.log_level = n.log_level;
+  }
+  if (n.idle_spin_us != config_.idle_spin_us) {
+    pool_.set_idle_spin_us(n.idle_spin_us);
+    spdlog::info("SIGHUP: workers.idle_spin_us {} -> {}", config_.idle_spin_us, n.idle_spin_us);
+    config_.idle_spin_us = n.idle_spin_us;
+  }
+  const bool restart_needed = n.socket != config_.socket || n.socket_mode != config_.socket_mode ||
+                              n.segment_prefix != config_.segment_prefix ||
+                              n.max_clients != config_.max_clients ||
+                              n.worker_count != config_.worker_count ||
+                              n.intake_batch != config_.intake_batch || n.pin != config_.pin ||
+                              n.sq_entries_max != config_.sq_entries_max ||
+                              n.cq_entries_max != config_.cq_entries_max ||
+                              n.arena_bytes_max != config_.arena_bytes_max ||
+                              n.metrics_address != config_.metrics_address ||
+                              n.shutdown_timeout_ms != config_.shutdown_timeout_ms;
+  if (restart_needed)
+    spdlog::warn("SIGHUP: some changed keys take effect only after a restart "
+                 "(only daemon.log_level and workers.idle_spin_us reload live)");
+  sd_notify(0, "READY=1");
+}
+
+void ControlServer::accept_next() {
+  acceptor_.async_accept([this](const boost::system::error_code& ec, stream::socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) {
+        spdlog::warn("accept failed: {}", ec.message());
+        if (!draining_) accept_next();
+      }
+      return;
+    }
+    auto c = std::make_shared<Connection>(std::move(socket));
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(c->socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      spdlog::warn("SO_PEERCRED failed: {}; refusing connection", std::strerror(errno));
+    } else {
+      c->peer = {cred.pid, cred.uid, cred.gid};
+      connections_.push_back(c);
+      read_header(c);
+    }
+    if (!draining_) accept_next();
+  });
+}
+
+void ControlServer::read_header(const ConnectionPtr& c) {
+  asio::async_read(c->socket, asio::buffer(&c->header, sizeof(c->header)),
+                   [this, c](const boost::system::error_code& ec, std::size_t) {
+                     if (ec) {
+                       close_connection(c, ec == asio::error::eof ? "closed" : "read error");
+                       return;
+                     }
+                     if (c->header.magic != kFrameMagic) {
+                       reply_error(c, ErrorCode::kProtocol,
+                                   "bad frame magic " + std::to_string(c->header.magic), true);
+                       return;
+                     }
+                     if (c->header.length > kMaxFramePayload) {
+                       reply_error(c, ErrorCode::kProtocol,
+                                   "frame length " + std::to_string(c->header.length) +
+                                       " exceeds " + std::to_string(kMaxFramePayload),
+                                   true);
+                       return;
+                     }
+                     read_payload(c);
+                   });
+}
+
+void ControlServer::read_payload(const ConnectionPtr& c) {
+  c->payload.resize(c->header.length);
+  if (c->header.length == 0) {
+    handle_frame(c);
+    return;
+  }
+  asio::async_read(c->socket, asio::buffer(c->payload),
+                   [this, c](const boost::system::error_code& ec, std::size_t) {
+                     if (ec) {
+                       close_connection(c, "read error");
+                       return;
+                     }
+                     handle_frame(c);
+                   });
+}
+
+void ControlServer::handle_frame(const ConnectionPtr& c) {
+  const int fd = c->socket.native_handle();
+  const auto type = static_cast<MessageType>(c->header.type);
+  switch (type) {
+    case MessageType::kHello:
+      handle_hello(c);
+      return;
+    case MessageType::kKernels: {
+      const std::string text = kernels_.listing();
+      if (!send_frame(fd, MessageType::kKernelsOk, std::as_bytes(std::span(text))))
+        return close_connection(c, "write error");
+      break;
+    }
+    case MessageType::kStats: {
+      const std::string text = stats_json();
+      if (!send_frame(fd, MessageType::kStatsOk, std::as_bytes(std::span(text))))
+        return close_connection(c, "write error");
+      break;
+    }
+    case MessageType::kBye:
+      (void)send_frame(fd, MessageType::kByeOk, {});
+      close_connection(c, "BYE");
+      return;
+    default:
+      reply_error(c, ErrorCode::kProtocol,
+                  "unknown message type " + std::to_string(c->header.type), true);
+      return;
+  }
+  read_header(c);
+}
+
+void ControlServer::handle_hello(const ConnectionPtr& c) {
+  if (c->payload.size() != sizeof(HelloRequest))
+    return reply_error(c, ErrorCode::kProtocol,
+                       "HELLO payload of " + std::to_string(c->payload.size()) +
+                           " bytes, expected " + std::to_string(sizeof(HelloRequest)),
+                       true);
+  HelloRequest req;
+  std::memcpy(&req, c->payload.data(), sizeof(req));
+  if (req.version != kProtocolVersion)
+    return reply_error(c, ErrorCode::kProtocol,
+                       "protocol version " + std::to_string(req.version) +
+                           " not supported (beatd speaks " + std::to_string(kProtocolVersion) + ")",
+                       true);
+  if (c->session) return reply_error(c, ErrorCode::kProtocol, "HELLO sent twice on one connection", true);
+  if (draining_) return reply_error(c, ErrorCode::kShuttingDown, "beatd is shutting down", true);
+
+  const SegmentRequest defaults;
+  const std::uint32_t sq = clamp_entries(req.sq_entries, defaults.sq_entries, config_.sq_entries_max);
+  const std::uint32_t cq = clamp_entries(req.cq_entries, defaults.cq_entries, config_.cq_entries_max);
+  std::uint64_t arena = req.arena_bytes == 0 ? defaults.arena_bytes : req.arena_bytes;
+  if (arena > config_.arena_bytes_max) arena = config_.arena_bytes_max;
+  const auto layout = compute_layout(sq, cq, arena);
+  if (!layout)
+    return reply_error(c, ErrorCode::kInvalidArgument, "cannot lay out a segment for this HELLO", true);
+
+  const std::uint32_t id = next_client_id_++;
+  const std::string name = printable(read_fixed(req.client_name));
+  const std::string segment =
+      config_.segment_prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(id);
+  auto session = ClientSession::create(segment, *layout, daemon_instance_, id, c->peer, name);
+  if (!session) {
+    spdlog::error("client {} ({}, pid {}): {}", id, name, c->peer.pid, session.status().message());
+    return reply_error(c, ErrorCode::kResourceExhausted, session.status().message(), true);
+  }
+  if (!pool_.add_client(session->get()))
+    return reply_error(c, ErrorCode::kResourceExhausted,
+                       "beatd already serves daemon.max_clients=" +
+                           std::to_string(config_.max_clients) + " clients",
+                       true);
+  c->session = std::move(session).value();
+  ++sessions_total_;
+
+  HelloReply r{};
+  r.version = kProtocolVersion;
+  r.client_id = id;
+  r.daemon_instance = daemon_instance_;
+  r.sq_entries = layout->sq_entries;
+  r.cq_entries = layout->cq_entries;
+  r.sq_offset = layout->sq_offset;
+  r.cq_offset = layout->cq_offset;
+  r.arena_offset = layout->arena_offset;
+  r.arena_bytes = layout->arena_bytes;
+  r.total_bytes = layout->total_bytes;
+  r.worker_count = pool_.worker_count();
+  copy_fixed(r.segment_name, segment);
+  if (Status s = send_frame(c->socket.native_handle(), MessageType::kHelloOk, as_bytes_of(r),
+                            c->session->segment_fd());
+      !s)
+    return close_connection(c, "write error during HELLO");
+  spdlog::info("client {} '{}' connected: pid {} uid {}, segment {} ({} SQ, {} CQ, {} arena bytes)",
+               id, name, c->peer.pid, c->peer.uid, segment, layout->sq_entries,
+               layout->cq_entries, layout->arena_bytes);
+  read_header(c);
+}
+
+void ControlServer::reply_error(const ConnectionPtr& c, ErrorCode code, const std::string& message,
+                                bool close) {
+  spdlog::warn("client connection (pid {}): {}", c->peer.pid, message);
+  (void)send_frame(c->socket.native_handle(), MessageType::kError, make_error_payload(code, message));
+  if (close) close_connection(c, "protocol error");
+}
+
+void ControlServer::close_connection(const ConnectionPtr& c, const char* why) {
+  if (c->closed) return;
+  c->closed = true;
+  boost::system::error_code ignored;
+  c->socket.close(ignored);
+  if (c->session) {
+    spdlog::info("client {} '{}' disconnected ({}): {} tasks completed", c->session->client_id(),
+                 c->session->client_name(), why,
+                 c->session->tasks_completed_.load(std::memory_order_relaxed));
+    retire(std::move(c->session));
+  }
+  connections_.remove(c);
+  if (draining_) check_drain();
+}
+
+void ControlServer::retire(std::unique_ptr<ClientSession> session) {
+  const std::uint64_t epoch = pool_.retire_client(session.get());
+  retired_.push_back({std::move(session), epoch});
+  schedule_housekeeping();
+}
+
+void ControlServer::reap_retired() {
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    if (pool_.grace_passed(it->epoch)) {
+      it = retired_.erase(it);  // unmaps and unlinks the segment
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ControlServer::schedule_housekeeping() {
+  const auto period = (retired_.empty() && !draining_) ? kIdleHousekeeping : kBusyHousekeeping;
+  const auto when = std::chrono::steady_clock::now() + period;
+  // Re-arm only if this brings the next tick forward (or none is pending).
+  if (housekeeping_timer_.expiry() > std::chrono::steady_clock::now() &&
+      housekeeping_timer_.expiry() <= when)
+    return;
+  housekeeping_timer_.expires_at(when);
+  housekeeping_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) housekeeping();
+  });
+}
+
+void ControlServer::housekeeping() {
+  if (finished_) return;
+  reap_retired();
+  // Clients whose rings a worker found corrupt are disconnected.
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    auto c = *it++;
+    if (c->session && c->session->broken_.load(std::memory_order_relaxed)) {
+      spdlog::warn("client {} '{}' corrupted its rings; disconnecting", c->session->client_id(),
+                   c->session->client_name());
+      close_connection(c, "corrupt rings");
+    }
+  }
+  if (draining_) check_drain();
+  if (!finished_) schedule_housekeeping();
+}
+
+void ControlServer::begin_shutdown(const char* why) {
+  if (draining_) {
+    spdlog::info("{} again while draining; still waiting for accepted tasks", why);
+    return;
+  }
+  draining_ = true;
+  drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdown_timeout_ms);
+  sd_notify(0, "STOPPING=1\nSTATUS=draining");
+  spdlog::info("{}: draining ({} clients connected)", why, connections_.size());
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  for (auto& c : connections_) {
+    if (!c->session) continue;
+    SegmentHeader& h = *c->session->view().header;
+    // SYNC POINT (Dekker with the client's submit): state store, then read
+    // reserve, both seq_cst. A client reserving after our read sees
+    // kDraining and cancels; everything below the reserve we read counts as
+    // accepted and is run.
+    h.daemon_state.store(static_cast<std::uint32_t>(DaemonState::kDraining), std::memory_order_seq_cst);
+    const std::uint32_t reserved = h.sq.reserve.value.load(std::memory_order_seq_cst);
+    c->session->drain_until_.store(reserved, std::memory_order_relaxed);
+    // Wake client threads parked on a full SQ or an empty CQ so they notice.
+    h.sq_space.seq.fetch_add(1, std::memory_order_release);
+    futex_wake(&h.sq_space.seq, INT_MAX);
+  }
+  pool_.wake_all();
+  check_drain();
+  schedule_housekeeping();
+}
+
+void ControlServer::check_drain() {
+  if (finished_) return;
+  bool done = true;
+  for (auto& c : connections_) {
+    if (!c->session) continue;
+    const ClientSession& s = *c->session;
+    // Acquire on the mirror, then inflight_: see ClientSession::intake.
+    const std::uint32_t consumed = s.sq_head_mirror_.load(std::memory_order_acquire);
+    const std::uint32_t until = s.drain_until_.load(std::memory_order_relaxed);
+    const bool consumed_all = static_cast<std::int32_t>(consumed - until) >= 0;
+    if (!consumed_all || s.inflight_.load(std::memory_order_acquire) != 0) {
+      done = false;
+      break;
+    }
+  }
+  if (!done && std::chrono::steady_clock::now() < drain_deadline_) return;
+  if (!done)
+    spdlog::warn("daemon.shutdown_timeout_ms={} passed; dropping unfinished tasks",
+                 config_.shutdown_timeout_ms);
+  finish_shutdown();
+}
+
+void ControlServer::finish_shutdown() {
+  finished_ = true;
+  pool_.stop();  // joins: no worker touches any segment after this
+  std::size_t segments = retired_.size();
+  retired_.clear();
+  for (auto& c : connections_) {
+    if (c->session) {
+      ++segments;
+      c->session.reset();  // unmaps and unlinks
+    }
+    boost::system::error_code ignored;
+    c->socket.close(ignored);
+  }
+  connections_.clear();
+  if (listening_) {
+    ::unlink(config_.socket.c_str());
+    listening_ = false;
+  }
+  housekeeping_timer_.cancel();
+  signals_.cancel();
+  spdlog::info("stopped: {} segment(s) unlinked, socket {} removed", segments, config_.socket);
+  io_.stop();
+}
+
+std::string ControlServer::stats_json() const {
+  std::ostringstream os;
+  const double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
+  std::uint64_t total_run = 0, total_failed = 0;
+  os << "{\"version\":\"" << BEAT_VERSION << "\",\"protocol\":" << kProtocolVersion
+     << ",\"pid\":" << ::getpid() << ",\"uptime_seconds\":" << uptime
+     << ",\"state\":\"" << (draining_ ? "draining" : "running") << "\""
+     << ",\"socket\":\"" << json_escape(config_.socket) << "\""
+     << ",\"metrics_endpoint\":\"" << json_escape(metrics_endpoint_) << "\""
+     << ",\"parked_workers\":" << pool_.parked_workers() << ",\"workers\":[";
+  for (std::uint32_t i = 0; i < pool_.worker_count(); ++i) {
+    const WorkerInfo& w = pool_.workers()[i];
+    const WorkerCounters& k = pool_.counters(i);
+    const auto run = k.tasks_run.load(std::memory_order_relaxed);
+    const auto failed = k.tasks_failed.load(std::memory_order_relaxed);
+    total_run += run;
+    total_failed += failed;
+    const double busy = static_cast<double>(k.busy_ns.load(std::memory_order_relaxed)) * 1e-9;
+    const double parked = static_cast<double>(k.parked_ns.load(std::memory_order_relaxed)) * 1e-9;
+    os << (i ? "," : "") << "{\"index\":" << w.index << ",\"core\":" << w.core
+       << ",\"os_pu\":" << w.os_pu << ",\"pinned\":" << (w.pinned ? "true" : "false")
+       << ",\"tasks\":" << run << ",\"failed\":" << failed
+       << ",\"intake_chunks\":" << k.intake_chunks.load(std::memory_order_relaxed)
+       << ",\"parks\":" << k.parks.load(std::memory_order_relaxed) << ",\"busy_seconds\":" << busy
+       << ",\"parked_seconds\":" << parked
+       << ",\"busy_ratio\":" << (uptime > 0 ? busy / uptime : 0.0) << "}";
+  }
+  os << "],\"clients\":[";
+  bool first = true;
+  for (const auto& c : connections_) {
+    if (!c->session) continue;
+    const ClientSession& s = *c->session;
+    const SegmentHeader& h = *s.view().header;
+    // Relaxed reads of client-written indices: a depth for display only.
+    const std::uint32_t sq_depth =
+        h.sq.tail.value.load(std::memory_order_relaxed) - s.sq_head_mirror_.load(std::memory_order_relaxed);
+    const std::uint32_t cq_depth =
+        s.cq_commit_.load(std::memory_order_relaxed) - h.cq.head.value.load(std::memory_order_relaxed);
+    os << (first ? "" : ",") << "{\"id\":" << s.client_id() << ",\"name\":\""
+       << json_escape(s.client_name()) << "\",\"pid\":" << s.peer().pid << ",\"uid\":" << s.peer().uid
+       << ",\"segment\":\"" << json_escape(s.segment_name()) << "\""
+       << ",\"sq_entries\":" << s.view().layout.sq_entries
+       << ",\"cq_entries\":" << s.view().layout.cq_entries
+       << ",\"arena_bytes\":" << s.view().layout.arena_bytes
+       << ",\"sq_depth\":" << (sq_depth <= s.view().layout.sq_entries ? sq_depth : 0)
+       << ",\"cq_depth\":" << (cq_depth <= s.view().layout.cq_entries ? cq_depth : 0)
+       << ",\"inflight\":" << s.inflight_.load(std::memory_order_relaxed)
+       << ",\"tasks_completed\":" << s.tasks_completed_.load(std::memory_order_relaxed)
+       << ",\"tasks_failed\":" << s.tasks_failed_.load(std::memory_order_relaxed) << "}";
+    first = false;
+  }
+  os << "],\"clients_connected\":" << (first ? 0 : std::count_if(connections_.begin(), connections_.end(),
+                                                                   [](const ConnectionPtr& c) { return c->session != nullptr; }))
+     << ",\"sessions_total\":" << sessions_total_ << ",\"tasks_completed\":" << total_run
+     << ",\"tasks_failed\":" << total_failed << ",\"kernels\":" << kernels_.size() << "}";
+  return os.str();
+}
+
+}  // namespace beat

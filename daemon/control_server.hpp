@@ -1,0 +1,96 @@
+// ControlServer: the daemon's control plane on the main thread (Boost.Asio).
+//
+// Accepts clients on the Unix socket, checks their credentials
+// (SO_PEERCRED), creates their segments and hands them over (SCM_RIGHTS),
+// answers KERNELS and STATS, and tears a client down when its connection
+// closes: the session is retired from the worker pool and destroyed (segment
+// unmapped and unlinked) once the pool's grace period has passed.
+//
+// Shutdown (SIGTERM/SIGINT): stop accepting, mark every segment draining,
+// wait until every task accepted before that has completed (or
+// shutdown_timeout_ms), stop the workers, unlink every segment, remove the
+// socket, and stop the io_context so main() exits 0.
+//
+// Thread-safety: every method runs on the io_context thread.
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74 + GCC 12 + C++20 needs std::exchange
+#include <boost/asio.hpp>
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "daemon/client_session.hpp"
+#include "daemon/config.hpp"
+#include "daemon/worker_pool.hpp"
+#include "kernels/kernel_registry.hpp"
+
+namespace beat {
+
+class ControlServer {
+ public:
+  ControlServer(boost::asio::io_context& io, Config& config, std::string config_path,
+                const KernelRegistry& kernels, WorkerPool& pool, std::uint64_t daemon_instance);
+  ~ControlServer();
+
+  // Removes stale segments of this prefix, binds and listens. Fails when
+  // another daemon already listens on the socket.
+  Status listen();
+  // Starts accepting, signal handling and housekeeping timers.
+  void start();
+  // Beginning of SIGTERM handling; also used by tests through signals.
+  void begin_shutdown(const char* why);
+  // The STATS document.
+  std::string stats_json() const;
+  // Address the metrics exposer reports in STATS ("" when disabled).
+  void set_metrics_endpoint(std::string endpoint) { metrics_endpoint_ = std::move(endpoint); }
+  std::uint32_t connected_clients() const noexcept { return static_cast<std::uint32_t>(connections_.size()); }
+
+ private:
+  struct Connection;
+  using ConnectionPtr = std::shared_ptr<Connection>;
+
+  void accept_next();
+  void read_header(const ConnectionPtr& c);
+  void read_payload(const ConnectionPtr& c);
+  void handle_frame(const ConnectionPtr& c);
+  void handle_hello(const ConnectionPtr& c);
+  void reply_error(const ConnectionPtr& c, ErrorCode code, const std::string& message, bool close);
+  void close_connection(const ConnectionPtr& c, const char* why);
+  void retire(std::unique_ptr<ClientSession> session);
+  void reap_retired();
+  void schedule_housekeeping();
+  void housekeeping();
+  void check_drain();
+  void finish_shutdown();
+  void reload_config();
+  void handle_signal(int signo);
+
+  boost::asio::io_context& io_;
+  Config& config_;
+  std::string config_path_;
+  const KernelRegistry& kernels_;
+  WorkerPool& pool_;
+  std::uint64_t daemon_instance_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer housekeeping_timer_;
+  std::list<ConnectionPtr> connections_;
+  struct Retired {
+    std::unique_ptr<ClientSession> session;
+    std::uint64_t epoch;
+  };
+  std::list<Retired> retired_;
+  std::uint32_t next_client_id_ = 1;
+  bool listening_ = false;
+  bool draining_ = false;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
+  std::string metrics_endpoint_;
+  std::uint64_t sessions_total_ = 0;
+};
+
+}  // namespace beat

@@ -1,0 +1,404 @@
+#include "daemon/worker_pool.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <climits>
+#include <cstring>
+
+#include "shared/doorbell.hpp"
+#include "shared/ring.hpp"
+
+namespace beat {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Completion detail for a kernel that threw: no kernel error code is this big.
+constexpr std::uint32_t kKernelThrewDetail = 0xFFFF'FFFFu;
+
+// Pending completions are flushed to the CQ at least this often within one
+// intake chunk, so a chunk of slow tasks does not hold early results back.
+constexpr std::uint32_t kCompletionFlushEvery = 16;
+
+// How long a parked worker sleeps when the kernel lacks futex_waitv and it
+// must fall back to a timed wait on the private word (polling).
+constexpr std::int64_t kFallbackParkNs = 2'000'000;
+
+inline std::uint64_t ns_between(Clock::time_point a, Clock::time_point b) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
+}
+
+// Single-writer counter bump: the owner is the only writer, so a relaxed
+// load + store is exact and avoids a locked RMW on the hot path.
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t by = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+// Per-thread state; lives on the worker's own stack (first touch on its core).
+struct WorkerPool::Worker {
+  WorkerPool& pool;
+  std::uint32_t index;
+  WorkerCounters& counters;
+  std::uint32_t cursor = 0;  // round-robin position in the client table
+  std::vector<TaskDescriptor> chunk;
+  std::vector<CompletionEntry> pending;
+
+  Worker(WorkerPool& p, std::uint32_t i)
+      : pool(p), index(i), counters(p.counters_[i]) {
+    chunk.resize(p.config_.intake_batch);
+    pending.reserve(kCompletionFlushEvery);
+  }
+
+  void announce_online() noexcept {
+    // SYNC POINT (QSBR): seq_cst on both so that a worker announcing an
+    // epoch >= E cannot see a session unpublished before E was issued
+    // (retire_client stores nullptr, then bumps the epoch, both seq_cst).
+    const std::uint64_t e = pool.epoch_.load(std::memory_order_seq_cst);
+    pool.quiescent_[index].value.store(e, std::memory_order_seq_cst);
+  }
+
+  void announce_offline() noexcept {
+    // Release is implied by seq_cst: every session access of this worker
+    // happens-before a grace_passed() that reads kOffline.
+    pool.quiescent_[index].value.store(kOffline, std::memory_order_seq_cst);
+  }
+
+  ClientSession* client(std::uint32_t slot) const noexcept {
+    // Acquire: pairs with add_client's release, so the session's fields and
+    // mapping are visible before we use them.
+    return pool.clients_[slot].load(std::memory_order_acquire);
+  }
+
+  // Cheap unclaimed check: published SQ entries beyond what was consumed.
+  static bool has_submissions(const ClientSession& s) noexcept {
+    // Acquire on tail is not needed for a hint; relaxed avoids nothing on
+    // x86 but documents that no data is read through it.
+    const std::uint32_t tail = s.view().header->sq.tail.value.load(std::memory_order_relaxed);
+    return tail != s.sq_head_mirror_.load(std::memory_order_relaxed);
+  }
+
+  // One pass over the client table; returns true when any task was taken.
+  bool intake_pass() {
+    const std::uint32_t cap = pool.client_capacity_;
+    for (std::uint32_t i = 0; i < cap; ++i) {
+      const std::uint32_t slot = cursor;
+      cursor = cursor + 1 == cap ? 0 : cursor + 1;
+      ClientSession* s = client(slot);
+      if (s == nullptr || !has_submissions(*s)) continue;
+      if (intake(*s)) return true;
+    }
+    return false;
+  }
+
+  // Takes a chunk from one client's SQ, runs it, posts its completions.
+  bool intake(ClientSession& s) {
+    // Acquire: we read sq_head_/cq_taken_ as the previous claimer left them.
+    if (s.intake_claim_.exchange(true, std::memory_order_acquire)) return false;
+    const SegmentView& v = s.view();
+    SegmentHeader& h = *v.header;
+    const std::uint32_t sq_entries = v.layout.sq_entries;
+    const std::uint32_t cq_entries = v.layout.cq_entries;
+    const std::uint32_t head = s.sq_head_;
+    // SYNC POINT READ: SQ entries below tail are fully written (ring rule 3).
+    const std::uint32_t tail = h.sq.tail.value.load(std::memory_order_acquire);
+    const std::uint32_t avail = tail - head;
+    // The client's CQ head, untrusted. cq_taken_ - head is what the client
+    // still has to consume plus what we owe it (invariant 2).
+    const std::uint32_t cq_head = h.cq.head.value.load(std::memory_order_acquire);
+    const std::uint32_t cq_used = s.cq_taken_ - cq_head;
+    if (avail > sq_entries || cq_used > cq_entries) {
+      // tail beyond head + entries, or a CQ head ahead of what we produced:
+      // the client corrupted its rings. The control thread disconnects it.
+      s.broken_.store(true, std::memory_order_relaxed);
+      s.intake_claim_.store(false, std::memory_order_release);
+      return false;
+    }
+    std::uint32_t n = avail;
+    if (n > cq_entries - cq_used) n = cq_entries - cq_used;  // CQ credit: full CQ stalls this client only
+    if (n > chunk.size()) n = static_cast<std::uint32_t>(chunk.size());
+    if (n == 0) {
+      s.intake_claim_.store(false, std::memory_order_release);
+      return false;
+    }
+    const SegmentView& view = v;
+    std::uint32_t owed = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      // One copy out of shared memory; only the private copy is used below.
+      chunk[i] = copy_entry(view.sq_slots, sq_entries - 1, head + i);
+      if ((chunk[i].flags & kTaskFlagCancelled) == 0) ++owed;
+    }
+    s.sq_head_ = head + n;
+    s.cq_taken_ += owed;
+    // Relaxed: drain progress reads inflight_ after acquiring the mirror below.
+    s.inflight_.fetch_add(owed, std::memory_order_relaxed);
+    // Release: a reader that sees the new mirror also sees inflight_ above.
+    s.sq_head_mirror_.store(head + n, std::memory_order_release);
+    // SYNC POINT WRITE: slots [head, head+n) are copied out; producers may
+    // reuse them (ring rule 3).
+    h.sq.head.value.store(head + n, std::memory_order_release);
+    s.intake_claim_.store(false, std::memory_order_release);
+    bump(counters.intake_chunks);
+
+    ring_doorbell(h.sq_space, INT_MAX);  // submitters waiting for room
+    if (avail > n && pool.parked_.load(std::memory_order_relaxed) > 0) pool.wake_one();
+
+    run_chunk(s, n);
+    return true;
+  }
+
+  void run_chunk(ClientSession& s, std::uint32_t n) {
+    const auto start = Clock::now();
+    const SegmentView& v = s.view();
+    const std::uint32_t kernel_count = pool.kernels_.size();
+    const std::uint64_t arena_bytes = v.layout.arena_bytes;
+    // Relaxed: closing_ only decides whether to skip work; the session stays
+    // mapped until our next quiescent state whatever we read.
+    const bool dropping = s.closing_.load(std::memory_order_relaxed);
+    TaskContext ctx(index, s.client_id(), ArenaView{v.arena, arena_bytes});
+    std::uint64_t failed = 0;
+    std::uint64_t executed = 0;
+    std::uint32_t dropped = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const TaskDescriptor& d = chunk[i];
+      if ((d.flags & kTaskFlagCancelled) != 0) continue;
+      if (dropping) {
+        ++dropped;
+        continue;
+      }
+      CompletionEntry c{d.tag, 0, 0, 0, 0};
+      TaskStatus st = validate_descriptor(d, kernel_count, arena_bytes);
+      if (st == TaskStatus::kOk) {
+        const KernelInfo& k = pool.kernels_.at(d.kernel_id);
+        const ArenaView data = (d.flags & kTaskFlagUsesData) != 0
+                                   ? ArenaView{v.arena + d.data_offset, d.data_length}
+                                   : ArenaView{};
+        try {
+          const KernelResult r = k.fn(ctx, KernelArgs(d.args, kInlineArgs), data);
+          st = r.status;
+          c.detail = r.detail;
+          c.result = r.status == TaskStatus::kOk ? r.value : 0;
+        } catch (...) {
+          st = TaskStatus::kKernelError;
+          c.detail = kKernelThrewDetail;
+        }
+      }
+      c.status = static_cast<std::uint32_t>(st);
+      ++executed;
+      if (st != TaskStatus::kOk) ++failed;
+      pending.push_back(c);
+      if (pending.size() == kCompletionFlushEvery) post(s);
+    }
+    if (!pending.empty()) post(s);
+    if (dropped != 0) s.inflight_.fetch_sub(dropped, std::memory_order_release);
+    bump(counters.tasks_run, executed);
+    bump(counters.tasks_failed, failed);
+    bump(counters.busy_ns, ns_between(start, Clock::now()));
+    if (failed != 0) s.tasks_failed_.fetch_add(failed, std::memory_order_relaxed);
+  }
+
+  // Commits `pending` to the client's CQ (ring rule 2, daemon-private counters).
+  void post(ClientSession& s) {
+    const SegmentView& v = s.view();
+    SegmentHeader& h = *v.header;
+    const auto m = static_cast<std::uint32_t>(pending.size());
+    // Relaxed: the reservation only assigns slots; visibility of the entries
+    // is carried by commit_in_order's release on tail. Credit (invariant 2)
+    // guarantees the slots are free.
+    const std::uint32_t start = s.cq_reserve_.fetch_add(m, std::memory_order_relaxed);
+    const std::uint32_t mask = v.layout.cq_entries - 1;
+    for (std::uint32_t i = 0; i < m; ++i)
+      std::memcpy(&v.cq_slots[(start + i) & mask], &pending[i], sizeof(CompletionEntry));
+    // SYNC POINT WRITE: CQ entries [start, start+m), published via cq.tail.
+    commit_in_order(s.cq_commit_, &h.cq.tail.value, start, m);
+    ring_doorbell(h.cq_bell, INT_MAX);
+    s.tasks_completed_.fetch_add(m, std::memory_order_relaxed);
+    // Release: drain/teardown readers that see inflight_ drop also see the
+    // completions committed.
+    s.inflight_.fetch_sub(m, std::memory_order_release);
+    pending.clear();
+  }
+
+  // Parks until a doorbell or the private wake word changes.
+  void park() {
+    FutexWaitItem items[kMaxFutexWaitItems];
+    int count = 0;
+    // Snapshot before any re-check: a wake after this makes the wait return.
+    items[count++] = {&pool.wake_seq_, pool.wake_seq_.load(std::memory_order_acquire)};
+    pool.parked_.fetch_add(1, std::memory_order_seq_cst);
+    ClientSession* sessions[kMaxFutexWaitItems];
+    int nsessions = 0;
+    for (std::uint32_t i = 0; i < pool.client_capacity_ && count < kMaxFutexWaitItems; ++i) {
+      ClientSession* s = client(i);
+      if (s == nullptr || s->closing_.load(std::memory_order_relaxed)) continue;
+      // seq_cst: orders after our parked_ increment (invariant 3) and before
+      // the re-check below (doorbell protocol, waiter side).
+      s->view().header->sq_bell.needs_wakeup.store(1, std::memory_order_seq_cst);
+      sessions[nsessions++] = s;
+    }
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    bool work = pool.stop_.load(std::memory_order_acquire);
+    for (int i = 0; i < nsessions && !work; ++i) {
+      Doorbell& bell = sessions[i]->view().header->sq_bell;
+      items[count++] = {&bell.seq, bell.seq.load(std::memory_order_acquire)};
+      work = has_submissions(*sessions[i]);
+    }
+    if (!work) {
+      bump(counters.parks);
+      const auto t0 = Clock::now();
+      announce_offline();
+      // The words may belong to a session retired while we sleep: the wait
+      // keys on the page, not our mapping, and retire_client wakes us.
+      if (futex_wait_any(items, count, -1) == -2) {
+        struct timespec ts {0, kFallbackParkNs};
+        futex_wait(&pool.wake_seq_, items[0].expected, &ts);
+      }
+      announce_online();
+      bump(counters.parked_ns, ns_between(t0, Clock::now()));
+    }
+    pool.parked_.fetch_sub(1, std::memory_order_seq_cst);
+    // Clear needs_wakeup so submitters skip the syscall while we are awake,
+    // unless another worker is (still or newly) parked (invariant 3).
+    for (std::uint32_t i = 0; i < pool.client_capacity_; ++i) {
+      ClientSession* s = client(i);
+      if (s == nullptr) continue;
+      auto& flag = s->view().header->sq_bell.needs_wakeup;
+      if (flag.load(std::memory_order_relaxed) == 0) continue;
+      flag.store(0, std::memory_order_seq_cst);
+      if (pool.parked_.load(std::memory_order_seq_cst) > 0) flag.store(1, std::memory_order_seq_cst);
+    }
+  }
+
+  void run() {
+    auto idle_since = Clock::now();
+    bool idle = false;
+    while (!pool.stop_.load(std::memory_order_relaxed)) {
+      announce_online();
+      if (intake_pass()) {
+        idle = false;
+        continue;
+      }
+      if (!idle) {
+        idle = true;
+        idle_since = Clock::now();
+      }
+      const auto spin = std::chrono::microseconds(pool.idle_spin_us_.load(std::memory_order_relaxed));
+      if (Clock::now() - idle_since < spin) {
+        cpu_relax();
+        continue;
+      }
+      park();
+      idle = false;
+    }
+    announce_offline();
+  }
+};
+
+WorkerPool::WorkerPool(const Config& config, const KernelRegistry& kernels, const Topology& topology)
+    : config_(config),
+      kernels_(kernels),
+      topology_(topology),
+      client_capacity_(config.max_clients),
+      idle_spin_us_(config.idle_spin_us) {
+  const std::uint32_t n = config.worker_count != 0 ? config.worker_count : topology.default_worker_count();
+  const auto& cores = topology.cores();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const CoreSlot& slot = cores[i % cores.size()];
+    infos_.push_back({i, slot.core_index, slot.os_pu, false});
+  }
+  counters_ = std::make_unique<WorkerCounters[]>(n);
+  quiescent_ = std::make_unique<EpochSlot[]>(n);
+  clients_ = std::make_unique<std::atomic<ClientSession*>[]>(client_capacity_);
+  for (std::uint32_t i = 0; i < client_capacity_; ++i) clients_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+WorkerPool::~WorkerPool() { stop(); }
+
+Status WorkerPool::start() {
+  if (started_) return Status::ok();
+  started_ = true;
+  if (infos_.size() > topology_.cores().size())
+    spdlog::warn("{} workers on {} allowed cores: workers share cores", infos_.size(),
+                 topology_.cores().size());
+  for (std::uint32_t i = 0; i < infos_.size(); ++i) {
+    // Online before the thread exists, so a grace period can't pass it by.
+    quiescent_[i].value.store(epoch_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    threads_.emplace_back([this, i] { run_worker(i); });
+    if (config_.pin) {
+      const CoreSlot slot{infos_[i].core, infos_[i].os_pu};
+      if (Status s = topology_.pin(threads_.back().native_handle(), slot); !s) {
+        spdlog::warn("worker {}: {}; running unpinned", i, s.message());
+      } else {
+        infos_[i].pinned = true;
+      }
+    }
+  }
+  return Status::ok();
+}
+
+void WorkerPool::run_worker(std::uint32_t index) {
+  Worker w(*this, index);
+  w.run();
+}
+
+bool WorkerPool::add_client(ClientSession* session) {
+  for (std::uint32_t i = 0; i < client_capacity_; ++i) {
+    if (clients_[i].load(std::memory_order_relaxed) == nullptr) {
+      // Release: publishes the initialised session (and segment) to workers.
+      clients_[i].store(session, std::memory_order_release);
+      active_clients_.store(active_clients_.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
+      // Parked workers must add the new doorbell to their wait set.
+      wake_all();
+      return true;
+    }
+  }
+  return false;
+}
+
+std::uint64_t WorkerPool::retire_client(ClientSession* session) {
+  session->closing_.store(true, std::memory_order_seq_cst);
+  for (std::uint32_t i = 0; i < client_capacity_; ++i) {
+    if (clients_[i].load(std::memory_order_relaxed) == session) {
+      clients_[i].store(nullptr, std::memory_order_seq_cst);
+      active_clients_.store(active_clients_.load(std::memory_order_relaxed) - 1,
+                            std::memory_order_relaxed);
+    }
+  }
+  // SYNC POINT (QSBR): issued after the unpublish above; see announce_online.
+  const std::uint64_t e = epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  wake_all();  // parked workers drop the retired doorbell from their wait set
+  return e;
+}
+
+bool WorkerPool::grace_passed(std::uint64_t epoch) const noexcept {
+  for (std::uint32_t i = 0; i < infos_.size(); ++i) {
+    const std::uint64_t q = quiescent_[i].value.load(std::memory_order_seq_cst);
+    if (q != kOffline && q < epoch) return false;
+  }
+  return true;
+}
+
+void WorkerPool::wake_one() noexcept {
+  // Release: pairs with the parker's acquire snapshot; a bump after its
+  // snapshot makes its futex_waitv return at once.
+  wake_seq_.fetch_add(1, std::memory_order_release);
+  futex_wake(&wake_seq_, 1);
+}
+
+void WorkerPool::wake_all() noexcept {
+  wake_seq_.fetch_add(1, std::memory_order_release);
+  futex_wake(&wake_seq_, INT_MAX);
+}
+
+void WorkerPool::stop() {
+  if (stop_.exchange(true, std::memory_order_acq_rel)) return;
+  wake_all();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+}  // namespace beat

@@ -1,0 +1,56 @@
+// Built-in kernels of the walking skeleton.
+//
+//   noop      args[0] echoed as the result. For throughput benchmarks.
+//   spin      busy-waits args[0] nanoseconds (<= kMaxSpinNs) on the steady
+//             clock; result = nanoseconds actually spun. For benchmarks and
+//             drain tests.
+//   checksum  XXH3-64 of the task's data range with seed args[0];
+//             result = the hash. Requires kTaskFlagUsesData.
+#include <xxhash.h>
+
+#include <chrono>
+#include <stdexcept>
+
+#include "kernels/kernel_registry.hpp"
+
+namespace beat {
+
+namespace {
+
+constexpr std::uint64_t kMaxSpinNs = 10'000'000'000ull;  // 10 s: longer is a mistake
+
+KernelResult noop_kernel(TaskContext&, KernelArgs args, ArenaView) {
+  return KernelResult::ok(args[0]);
+}
+
+KernelResult spin_kernel(TaskContext&, KernelArgs args, ArenaView) {
+  if (args[0] > kMaxSpinNs) return KernelResult::invalid_args(0);
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto until = start + std::chrono::nanoseconds(args[0]);
+  auto now = start;
+  while (now < until) now = Clock::now();
+  return KernelResult::ok(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count()));
+}
+
+KernelResult checksum_kernel(TaskContext&, KernelArgs args, ArenaView data) {
+  // data may be empty (length 0): XXH3 of zero bytes is well defined.
+  return KernelResult::ok(XXH3_64bits_withSeed(data.data, data.size, args[0]));
+}
+
+void must_add(KernelRegistry& r, const char* name, const char* description, KernelFn fn) {
+  // Built-in names are constants: a failure here is a programming error.
+  auto id = r.add(name, description, fn);
+  if (!id) throw std::logic_error(id.status().message());
+}
+
+}  // namespace
+
+void register_builtin_kernels(KernelRegistry& registry) {
+  must_add(registry, "noop", "returns args[0]; for throughput benchmarks", noop_kernel);
+  must_add(registry, "spin", "busy-waits args[0] ns (max 10 s); returns ns spun", spin_kernel);
+  must_add(registry, "checksum", "XXH3-64 of the data range, seed args[0]", checksum_kernel);
+}
+
+}  // namespace beat

@@ -1,0 +1,50 @@
+// KernelRegistry: kernel name -> dense id -> function.
+//
+// Ids are indices in registration order, so a worker resolves a descriptor's
+// kernel_id with one bounds check and one load. Clients look a name up once
+// (KERNELS) and submit by id.
+//
+// Thread-safety: add() only during start-up, before workers start; after
+// that the registry is read-only and any thread may call the const methods.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernels/kernel.hpp"
+#include "shared/status.hpp"
+
+namespace beat {
+
+struct KernelInfo {
+  std::string name;         // [A-Za-z0-9_.-]{1,47}
+  std::string description;  // one line, no tabs
+  std::string origin;       // "built-in" or a plugin path
+  KernelFn fn = nullptr;
+};
+
+class KernelRegistry {
+ public:
+  // Registers a kernel; refuses duplicate or malformed names.
+  Result<std::uint32_t> add(std::string name, std::string description, KernelFn fn,
+                            std::string origin = "built-in");
+
+  std::optional<std::uint32_t> find(std::string_view name) const noexcept;
+  const KernelInfo& at(std::uint32_t id) const noexcept { return kernels_[id]; }
+  std::uint32_t size() const noexcept { return static_cast<std::uint32_t>(kernels_.size()); }
+  const std::vector<KernelInfo>& all() const noexcept { return kernels_; }
+
+  // The KERNELS reply: "<id>\t<name>\t<description>\n" per kernel.
+  std::string listing() const;
+
+ private:
+  std::vector<KernelInfo> kernels_;
+};
+
+// Registers noop, spin and checksum (see builtin_kernels.cpp for arguments).
+void register_builtin_kernels(KernelRegistry& registry);
+
+}  // namespace beat

@@ -1,0 +1,147 @@
+// Bounded rings in shared memory: the submission ring (SQ, client -> daemon)
+// and the completion ring (CQ, daemon -> client) are both instances of this.
+//
+// Ring rules (io_uring's, plus a multi-producer reservation from DPDK's
+// rte_ring "MP enqueue"):
+//
+//  1. Indices are free-running 32-bit counters; slot = index & (entries - 1).
+//     entries is a power of two, so wrap-around is exact and costs a mask.
+//     tail - head (unsigned) is the number of published, unconsumed entries.
+//  2. Producers first *reserve* n slots by CAS on a reserve counter
+//     (reserve - head <= entries keeps them off unconsumed slots), write the
+//     entries with plain stores, then *commit* in reservation order: wait
+//     until tail == their start, then store tail = start + n with RELEASE.
+//     The release store publishes the entry writes of this producer and,
+//     transitively (each committer acquired the previous tail), of all
+//     earlier ones.
+//  3. The single consumer loads tail with ACQUIRE (pairs with rule 2's
+//     release: entries below tail are fully written), copies entries out,
+//     then stores head with RELEASE (pairs with the producers' acquire load
+//     of head in try_reserve: the copies are done before the slots are
+//     reused).
+//  4. A side that may sleep sets a needs-wakeup flag, then issues a full
+//     fence and re-checks the ring before waiting; a side that publishes
+//     stores its index, issues a full fence, then reads the flag (Dekker).
+//     See doorbell.hpp.
+//
+// Trust: in the SQ the reserve counter, tail and entries are written by the
+// client; the daemon never spins on them, never reads an entry twice and
+// treats tail - head > entries as a corrupt ring. In the CQ the daemon keeps
+// its reserve and commit counters in its own memory (CompletionProducer) and
+// only mirrors tail into the segment, so a client cannot stall a worker.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <thread>
+
+#include "shared/protocol.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace beat {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+// One 32-bit index alone on its cache line: the writer side named at each
+// use never shares a line with the other side's index.
+struct alignas(kCacheLine) PaddedIndex {
+  std::atomic<std::uint32_t> value{0};
+  char pad_[kCacheLine - sizeof(std::atomic<std::uint32_t>)];
+};
+static_assert(sizeof(PaddedIndex) == kCacheLine);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
+              "ring indices live in shared memory: they must be lock-free");
+
+// The indices of one ring, as laid out in the segment.
+struct RingIndices {
+  PaddedIndex head;     // written by the consumer only
+  PaddedIndex tail;     // written by committing producers only
+  PaddedIndex reserve;  // SQ: CAS'd by client producers. CQ: unused (daemon-private).
+};
+static_assert(offsetof(RingIndices, tail) - offsetof(RingIndices, head) == kCacheLine,
+              "head and tail must be a cache line apart to prevent false sharing");
+
+// Spins this many pauses waiting for an earlier producer's commit before
+// yielding the CPU (the earlier producer may be preempted: on 2 cores a
+// pure spin can burn a whole quantum).
+inline constexpr int kCommitSpinsBeforeYield = 256;
+
+// Multi-producer reservation (rule 2). `reserve` may be shared or private
+// memory; `head` is the consumer's published head.
+// Returns the first reserved index, or nullopt when fewer than n slots are free.
+// Thread-safety: any number of producers concurrently.
+[[nodiscard]] inline std::optional<std::uint32_t> try_reserve(std::atomic<std::uint32_t>& reserve,
+                                                              const std::atomic<std::uint32_t>& head,
+                                                              std::uint32_t entries,
+                                                              std::uint32_t n) noexcept {
+  // Relaxed: the CAS below validates the value we computed from.
+  std::uint32_t start = reserve.load(std::memory_order_relaxed);
+  for (;;) {
+    // SYNC POINT READ: head (rule 3) — slots below head have been copied out
+    // by the consumer, so overwriting them after this acquire is safe.
+    const std::uint32_t h = head.load(std::memory_order_acquire);
+    if (static_cast<std::uint32_t>(start - h) > entries) {
+      // Our reserve snapshot is older than head: reload and retry.
+      start = reserve.load(std::memory_order_relaxed);
+      continue;
+    }
+    if (entries - static_cast<std::uint32_t>(start - h) < n) return std::nullopt;
+    // Relaxed on success is enough for the slots themselves (head's acquire
+    // above ordered us after the consumer); acq_rel keeps reservations in a
+    // single order with the commits that follow them.
+    if (reserve.compare_exchange_weak(start, start + n, std::memory_order_acq_rel,
+                                      std::memory_order_relaxed))
+      return start;
+    cpu_relax();
+  }
+}
+
+// In-order commit (rule 2). `commit_counter` is the word producers order on;
+// `published` (may be the same word) is what the consumer reads.
+// Thread-safety: each reservation commits exactly once, from its producer.
+inline void commit_in_order(std::atomic<std::uint32_t>& commit_counter,
+                            std::atomic<std::uint32_t>* published, std::uint32_t start,
+                            std::uint32_t n) noexcept {
+  int spins = 0;
+  // Acquire: we follow the earlier producer's commit, so our release below
+  // republishes its entries too (consumers acquire only the latest tail).
+  while (commit_counter.load(std::memory_order_acquire) != start) {
+    if (++spins < kCommitSpinsBeforeYield) {
+      cpu_relax();
+    } else {
+      spins = 0;
+      std::this_thread::yield();
+    }
+  }
+  // SYNC POINT WRITE: entries [start, start+n) (rule 2).
+  if (published != nullptr && published != &commit_counter)
+    published->store(start + n, std::memory_order_release);
+  commit_counter.store(start + n, std::memory_order_release);
+}
+
+// Copies entry `index` out of a ring whose slots may be concurrently
+// scribbled on by a hostile peer. One memcpy, so the caller validates a
+// private copy; volatile-free because the caller never rereads the slot.
+template <typename Entry>
+inline Entry copy_entry(const Entry* slots, std::uint32_t mask, std::uint32_t index) noexcept {
+  Entry e;
+  std::memcpy(&e, &slots[index & mask], sizeof(Entry));
+  return e;
+}
+
+constexpr bool is_power_of_two(std::uint64_t v) noexcept { return v != 0 && (v & (v - 1)) == 0; }
+
+}  // namespace beat
