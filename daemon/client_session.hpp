@@ -70,6 +70,13 @@ class ClientSession {
   // Copy of sq_head_ for unclaimed emptiness checks and drain progress.
   // Written by the claimer (release), read by anyone (acquire).
   std::atomic<std::uint32_t> sq_head_mirror_{0};
+  // Copy of cq_taken_ for unclaimed credit checks (relaxed: a hint; the
+  // claimer re-checks under the claim).
+  std::atomic<std::uint32_t> cq_taken_mirror_{0};
+  // Set by the claimer when the CQ had no room for more completions (it then
+  // also set the segment's cq_space.needs_wakeup); cleared by the next
+  // successful intake. Relaxed: a hint for intake_pass and park.
+  std::atomic<bool> cq_stalled_{false};
 
   // ---- completion posting (any worker) ----
   alignas(kCacheLine) std::atomic<std::uint32_t> cq_reserve_{0};

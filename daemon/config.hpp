@@ -19,7 +19,7 @@ struct Config {
   std::string socket = "/run/beat/beatd.sock";
   std::uint32_t socket_mode = 0660;
   std::string segment_prefix = "beat";
-  std::uint32_t max_clients = 64;
+  std::uint32_t max_clients = 32;
   std::string log_level = "info";
   std::uint32_t shutdown_timeout_ms = 30000;
 
@@ -39,7 +39,9 @@ struct Config {
 };
 
 // Limits, shared by file and flag validation.
-inline constexpr std::uint32_t kMaxClientsLimit = 126;  // futex_waitv takes 128 words
+// A parked worker waits on 1 + 2 words per client (SQ doorbell, and CQ space
+// when stalled) with one futex_waitv, which takes at most 128.
+inline constexpr std::uint32_t kMaxClientsLimit = 63;
 inline constexpr std::uint32_t kMaxWorkers = 1024;
 inline constexpr std::uint32_t kMaxIdleSpinUs = 1'000'000;
 inline constexpr std::uint32_t kMaxIntakeBatch = 4096;

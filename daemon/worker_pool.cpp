@@ -22,6 +22,9 @@ constexpr std::uint32_t kKernelThrewDetail = 0xFFFF'FFFFu;
 // intake chunk, so a chunk of slow tasks does not hold early results back.
 constexpr std::uint32_t kCompletionFlushEvery = 16;
 
+static_assert(1 + 2 * kMaxClientsLimit <= kMaxFutexWaitItems,
+              "a parked worker must be able to wait on every client's doorbells at once");
+
 // How long a parked worker sleeps when the kernel lacks futex_waitv and it
 // must fall back to a timed wait on the private word (polling).
 constexpr std::int64_t kFallbackParkNs = 2'000'000;
@@ -81,6 +84,17 @@ struct WorkerPool::Worker {
     return tail != s.sq_head_mirror_.load(std::memory_order_relaxed);
   }
 
+  // Submissions we could take now: a CQ-stalled client counts only once it
+  // has reaped (credit, invariant 2 of ClientSession).
+  static bool runnable(const ClientSession& s) noexcept {
+    if (!has_submissions(s)) return false;
+    if (!s.cq_stalled_.load(std::memory_order_relaxed)) return true;
+    const SegmentView& v = s.view();
+    // Acquire: pairs with the client's release of cq.head after reaping.
+    const std::uint32_t cq_head = v.header->cq.head.value.load(std::memory_order_acquire);
+    return s.cq_taken_mirror_.load(std::memory_order_relaxed) - cq_head < v.layout.cq_entries;
+  }
+
   // One pass over the client table; returns true when any task was taken.
   bool intake_pass() {
     const std::uint32_t cap = pool.client_capacity_;
@@ -88,7 +102,7 @@ struct WorkerPool::Worker {
       const std::uint32_t slot = cursor;
       cursor = cursor + 1 == cap ? 0 : cursor + 1;
       ClientSession* s = client(slot);
-      if (s == nullptr || !has_submissions(*s)) continue;
+      if (s == nullptr || !runnable(*s)) continue;
       if (intake(*s)) return true;
     }
     return false;
@@ -117,12 +131,25 @@ struct WorkerPool::Worker {
       s.intake_claim_.store(false, std::memory_order_release);
       return false;
     }
-    std::uint32_t n = avail;
-    if (n > cq_entries - cq_used) n = cq_entries - cq_used;  // CQ credit: full CQ stalls this client only
+    std::uint32_t credit = cq_entries - cq_used;
+    if (credit == 0 && avail != 0) {
+      // A full CQ stalls this client only. Ask it to ring cq_space when it
+      // reaps (doorbell protocol, waiter side: flag, fence, re-check).
+      h.cq_space.needs_wakeup.store(1, std::memory_order_seq_cst);
+      s.cq_stalled_.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      const std::uint32_t used_now = s.cq_taken_ - h.cq.head.value.load(std::memory_order_acquire);
+      credit = used_now <= cq_entries ? cq_entries - used_now : 0;
+    }
+    std::uint32_t n = avail < credit ? avail : credit;
     if (n > chunk.size()) n = static_cast<std::uint32_t>(chunk.size());
     if (n == 0) {
       s.intake_claim_.store(false, std::memory_order_release);
       return false;
+    }
+    if (s.cq_stalled_.load(std::memory_order_relaxed)) {
+      s.cq_stalled_.store(false, std::memory_order_relaxed);
+      h.cq_space.needs_wakeup.store(0, std::memory_order_relaxed);
     }
     const SegmentView& view = v;
     std::uint32_t owed = 0;
@@ -133,6 +160,7 @@ struct WorkerPool::Worker {
     }
     s.sq_head_ = head + n;
     s.cq_taken_ += owed;
+    s.cq_taken_mirror_.store(s.cq_taken_, std::memory_order_relaxed);
     // Relaxed: drain progress reads inflight_ after acquiring the mirror below.
     s.inflight_.fetch_add(owed, std::memory_order_relaxed);
     // Release: a reader that sees the new mirror also sees inflight_ above.
@@ -242,9 +270,13 @@ struct WorkerPool::Worker {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     bool work = pool.stop_.load(std::memory_order_acquire);
     for (int i = 0; i < nsessions && !work; ++i) {
-      Doorbell& bell = sessions[i]->view().header->sq_bell;
-      items[count++] = {&bell.seq, bell.seq.load(std::memory_order_acquire)};
-      work = has_submissions(*sessions[i]);
+      SegmentHeader& h = *sessions[i]->view().header;
+      items[count++] = {&h.sq_bell.seq, h.sq_bell.seq.load(std::memory_order_acquire)};
+      // A CQ-stalled client wakes us through cq_space when it reaps
+      // (1 + 2 x kMaxClientsLimit <= kMaxFutexWaitItems).
+      if (sessions[i]->cq_stalled_.load(std::memory_order_relaxed))
+        items[count++] = {&h.cq_space.seq, h.cq_space.seq.load(std::memory_order_acquire)};
+      work = runnable(*sessions[i]);
     }
     if (!work) {
       bump(counters.parks);

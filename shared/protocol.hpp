@@ -57,7 +57,7 @@ struct TaskDescriptor {
   std::uint64_t data_offset;  // byte offset into the client's arena
   std::uint64_t data_length;  // bytes
   std::uint64_t args[kInlineArgs];  // kernel-specific inline arguments
-  std::uint64_t fingerprint;  // reserved for batch formation; must be 0 in v1
+  std::uint64_t fingerprint;  // reserved for batch formation; ignored by the v1 daemon
 };
 static_assert(std::is_standard_layout_v<TaskDescriptor>);
 static_assert(std::is_trivially_copyable_v<TaskDescriptor>);

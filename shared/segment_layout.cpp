@@ -48,7 +48,7 @@ void initialize_header(SegmentHeader& h, const SegmentLayout& l, std::uint64_t d
     idx->tail.value.store(0, std::memory_order_relaxed);
     idx->reserve.value.store(0, std::memory_order_relaxed);
   }
-  for (auto* bell : {&h.sq_bell, &h.sq_space, &h.cq_bell}) {
+  for (auto* bell : {&h.sq_bell, &h.sq_space, &h.cq_bell, &h.cq_space}) {
     bell->needs_wakeup.store(0, std::memory_order_relaxed);
     bell->seq.store(0, std::memory_order_relaxed);
   }

@@ -13,9 +13,9 @@
 //
 // Who writes what (everything else is read-only for the other side):
 //   client: sq.reserve, sq.tail, SQ slots, sq_bell.seq, sq_space.needs_wakeup,
-//           cq.head, cq_bell.needs_wakeup, arena
+//           cq.head, cq_bell.needs_wakeup, cq_space.seq, arena
 //   daemon: sq.head, sq_bell.needs_wakeup, sq_space.seq, cq.tail, CQ slots,
-//           cq_bell.seq, daemon_state
+//           cq_bell.seq, cq_space.needs_wakeup, daemon_state
 #pragma once
 
 #include <atomic>
@@ -70,6 +70,10 @@ struct SegmentHeader {
   // needs_wakeup: a client thread waiting for completions sets it; seq:
   // daemon bumps it after advancing cq.tail.
   Doorbell cq_bell;
+  // needs_wakeup: the daemon sets it when it stopped taking this client's
+  // tasks because the CQ has no room for their completions; seq: the client
+  // bumps it after advancing cq.head, so a parked worker resumes intake.
+  Doorbell cq_space;
 
   // ---- lifecycle ----
   alignas(kCacheLine) std::atomic<std::uint32_t> daemon_state;  // DaemonState; daemon writes

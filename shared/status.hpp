@@ -53,6 +53,8 @@ class [[nodiscard]] Result {
   T* operator->() { return &std::get<T>(v_); }
   const T* operator->() const { return &std::get<T>(v_); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
   // REQUIRES: !is_ok()
   const Status& status() const { return std::get<Status>(v_); }
 
