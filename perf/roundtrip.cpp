@@ -1,0 +1,259 @@
+// beat-roundtrip-bench: what does one task cost end to end, client -> beatd
+// -> client, against the hand-off floors of this machine measured in the
+// same run?
+//
+//   1. Peers: runs beat-ipc-floor (cache-line ping-pong between two cores,
+//      Unix-socket ping-pong between two processes, futex ping-pong) and
+//      forwards its JSON lines.
+//   2. Round trip: one noop task in flight at a time through a real beatd
+//      with one worker, the client thread pinned to another core:
+//        mode "spinning": daemon idle_spin_us = 1 s and the client spins on
+//                         the CQ (nobody parks between tasks);
+//        mode "parked":   daemon idle_spin_us = 0 and client spin = 0
+//                         (both sides sleep on futexes every time).
+//   3. Throughput: noop tasks in batches of 256 from one client thread, with
+//      1 and 2 workers (`beatctl bench` measures multi-client shapes).
+//   4. Ratios of 2 against 1, one JSON line each.
+//
+// Usage: beat-roundtrip-bench [--iterations N] [--tasks N] [--quick]
+//        [--beatd PATH] [--ipc-floor PATH]
+// Output: JSON lines on stdout; progress on stderr.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/client.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Percentiles {
+  double p50 = 0, p99 = 0, mean = 0;
+};
+
+Percentiles percentiles(std::vector<std::int64_t>& v) {
+  std::sort(v.begin(), v.end());
+  Percentiles p;
+  if (v.empty()) return p;
+  p.p50 = static_cast<double>(v[v.size() / 2]);
+  p.p99 = static_cast<double>(v[std::min(v.size() - 1, v.size() * 99 / 100)]);
+  double sum = 0;
+  for (auto x : v) sum += static_cast<double>(x);
+  p.mean = sum / static_cast<double>(v.size());
+  return p;
+}
+
+void pin_self(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof(set), &set);
+}
+
+std::map<std::string, double>& results() {
+  static std::map<std::string, double> r;
+  return r;
+}
+
+// A beatd child on a private socket; SIGTERM and reap on destruction.
+class Daemon {
+ public:
+  Daemon(const std::string& beatd, unsigned workers, unsigned idle_spin_us) {
+    socket_ = "/tmp/beat-rt-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".sock";
+    const std::string prefix = "beatrt" + std::to_string(::getpid());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, STDERR_FILENO);
+      ::dup2(null, STDOUT_FILENO);
+      const std::string w = std::to_string(workers), spin = std::to_string(idle_spin_us);
+      // Worker 0 goes on CPU 0 (hwloc pinning); the client pins itself to CPU 1.
+      ::execl(beatd.c_str(), beatd.c_str(), "--socket", socket_.c_str(), "--segment-prefix",
+              prefix.c_str(), "--workers", w.c_str(), "--idle-spin-us", spin.c_str(),
+              "--metrics-address", "", "--log-level", "warn", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 1000; ++i) {
+      const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un a{};
+      a.sun_family = AF_UNIX;
+      std::snprintf(a.sun_path, sizeof(a.sun_path), "%s", socket_.c_str());
+      const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+      ::close(fd);
+      if (ok) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::fprintf(stderr, "beatd (%s) did not start\n", beatd.c_str());
+    std::exit(1);
+  }
+  ~Daemon() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  const std::string& socket() const { return socket_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string socket_;
+  pid_t pid_ = -1;
+};
+
+std::unique_ptr<beat::Client> connect_or_die(const std::string& socket, std::chrono::microseconds spin) {
+  beat::ClientOptions o;
+  o.socket_path = socket;
+  o.name = "roundtrip-bench";
+  o.spin = spin;
+  auto c = beat::Client::connect(o);
+  if (!c) {
+    std::fprintf(stderr, "connect %s: %s\n", socket.c_str(), c.status().message().c_str());
+    std::exit(1);
+  }
+  return std::move(c).value();
+}
+
+void roundtrip(const std::string& beatd, const char* mode, unsigned idle_spin_us,
+               std::chrono::microseconds client_spin, std::uint64_t iterations) {
+  Daemon d(beatd, 1, idle_spin_us);
+  pin_self(1);
+  auto c = connect_or_die(d.socket(), client_spin);
+  const std::uint32_t noop = *c->kernel_id("noop");
+  std::vector<std::int64_t> samples;
+  samples.reserve(iterations);
+  beat::Completion out[1];
+  const std::uint64_t warmup = std::min<std::uint64_t>(iterations / 10, 10'000);
+  for (std::uint64_t i = 0; i < warmup + iterations; ++i) {
+    const beat::TaskDescriptor t = beat::make_task(noop, i, {i});
+    const auto t0 = Clock::now();
+    if (!c->submit({&t, 1})) std::exit(1);
+    auto n = c->wait(out, 1);
+    const auto t1 = Clock::now();
+    if (!n || *n != 1 || out[0].tag != i || out[0].result != i) {
+      std::fprintf(stderr, "round trip %llu went wrong\n", static_cast<unsigned long long>(i));
+      std::exit(1);
+    }
+    if (i >= warmup) samples.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+  }
+  const Percentiles p = percentiles(samples);
+  std::printf(
+      "{\"bench\":\"beat_roundtrip\",\"mode\":\"%s\",\"round_trips\":%zu,\"p50_ns\":%.0f,\"p99_ns\":%.0f,"
+      "\"mean_ns\":%.0f}\n",
+      mode, samples.size(), p.p50, p.p99, p.mean);
+  std::fflush(stdout);
+  std::map<std::string, double>& r = results();
+  r[std::string(mode) + "_p50"] = p.p50;
+  r[std::string(mode) + "_p99"] = p.p99;
+}
+
+void throughput(const std::string& beatd, unsigned workers, std::uint64_t tasks) {
+  // Default spin: workers park only when idle, as in production.
+  Daemon d(beatd, workers, 100);
+  auto c = connect_or_die(d.socket(), std::chrono::microseconds(50));
+  const std::uint32_t noop = *c->kernel_id("noop");
+  constexpr std::size_t kBatch = 256;
+  const std::uint64_t window = c->layout().cq_entries;
+  std::vector<beat::TaskDescriptor> batch(kBatch);
+  std::vector<beat::Completion> out(1024);
+  std::uint64_t submitted = 0, reaped = 0, bad = 0;
+  const auto t0 = Clock::now();
+  while (reaped < tasks) {
+    while (submitted < tasks && submitted - reaped + kBatch <= window) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kBatch, tasks - submitted));
+      for (std::size_t k = 0; k < n; ++k) batch[k] = beat::make_task(noop, submitted + k, {submitted + k});
+      if (!c->submit({batch.data(), n})) std::exit(1);
+      submitted += n;
+    }
+    auto got = c->wait(out, 1);
+    if (!got) std::exit(1);
+    for (std::size_t k = 0; k < *got; ++k) bad += out[k].result != out[k].tag ? 1 : 0;
+    reaped += *got;
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double rate = static_cast<double>(tasks) / seconds;
+  std::printf(
+      "{\"bench\":\"beat_throughput\",\"kernel\":\"noop\",\"workers\":%u,\"batch\":%zu,\"client_threads\":1,"
+      "\"tasks\":%llu,\"seconds\":%.4f,\"tasks_per_second\":%.0f,\"errors\":%llu}\n",
+      workers, kBatch, static_cast<unsigned long long>(tasks), seconds, rate,
+      static_cast<unsigned long long>(bad));
+  std::fflush(stdout);
+  results()["throughput_w" + std::to_string(workers)] = rate;
+}
+
+// Runs beat-ipc-floor, forwards its lines, and keeps each bench's p50.
+void run_peers(const std::string& ipc_floor, bool quick) {
+  const std::string cmd = ipc_floor + (quick ? " --quick" : "");
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) {
+    std::fprintf(stderr, "cannot run %s\n", cmd.c_str());
+    std::exit(1);
+  }
+  char line[1024];
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    std::fputs(line, stdout);
+    const std::string l(line);
+    const auto b = l.find("\"bench\":\"");
+    const auto p50 = l.find("\"p50_ns\":");
+    if (b == std::string::npos || p50 == std::string::npos) continue;
+    const std::string bench = l.substr(b + 9, l.find('"', b + 9) - (b + 9));
+    results()[bench + "_p50"] = std::stod(l.substr(p50 + 9));
+  }
+  if (::pclose(f) != 0) {
+    std::fprintf(stderr, "%s failed\n", cmd.c_str());
+    std::exit(1);
+  }
+  std::fflush(stdout);
+}
+
+void ratio(const char* what, const std::string& num, const std::string& den) {
+  auto& r = results();
+  if (!r.count(num) || !r.count(den) || r[den] == 0) return;
+  std::printf("{\"bench\":\"ratio\",\"what\":\"%s\",\"value\":%.3f}\n", what, r[num] / r[den]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"beat-roundtrip-bench: end-to-end task cost vs. this machine's hand-off floors"};
+  std::uint64_t iterations = 100'000, tasks = 10'000'000;
+  bool quick = false;
+  std::string beatd = BEAT_BEATD_PATH, ipc_floor = BEAT_IPC_FLOOR_PATH;
+  app.add_option("--iterations", iterations, "round trips per mode");
+  app.add_option("--tasks", tasks, "noop tasks per throughput run");
+  app.add_flag("--quick", quick, "reduced sizes (under a minute)");
+  app.add_option("--beatd", beatd, "beatd binary");
+  app.add_option("--ipc-floor", ipc_floor, "beat-ipc-floor binary");
+  CLI11_PARSE(app, argc, argv);
+  if (quick) {
+    iterations = std::min<std::uint64_t>(iterations, 20'000);
+    tasks = std::min<std::uint64_t>(tasks, 2'000'000);
+  }
+  std::fprintf(stderr, "peers...\n");
+  run_peers(ipc_floor, quick);
+  std::fprintf(stderr, "round trip, spinning...\n");
+  roundtrip(beatd, "spinning", 1'000'000, std::chrono::seconds(1), iterations);
+  std::fprintf(stderr, "round trip, parked...\n");
+  roundtrip(beatd, "parked", 0, std::chrono::microseconds(0), iterations / 4);
+  for (unsigned w : {1u, 2u}) {
+    std::fprintf(stderr, "throughput, %u worker(s)...\n", w);
+    throughput(beatd, w, tasks);
+  }
+  ratio("spinning_p50_over_cacheline_p50", "spinning_p50", "cacheline_pingpong_p50");
+  ratio("uds_p50_over_spinning_p50", "uds_pingpong_p50", "spinning_p50");
+  ratio("parked_p50_over_uds_p50", "parked_p50", "uds_pingpong_p50");
+  ratio("parked_p50_over_futex_p50", "parked_p50", "futex_pingpong_p50");
+  return 0;
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Beat in one command: installs what is missing, builds beatd and beatctl with
+# the release preset, starts a private beatd, runs a few beatctl commands
+# against it (two of them verified benchmarks) and stops it.
+#
+# The daemon runs as the current user with its own socket in a temporary
+# directory and its own segment prefix (beatqs-<pid of this script>), so it
+# never touches a system-wide beatd. Its metrics exposer takes a free port.
+# Exits non-zero when any step fails, when beatd does not exit 0 on SIGTERM, or
+# when it leaves its socket or a shared-memory segment behind.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${repo_root}"
+
+readonly kStartTimeoutS=20  # beatd start-up: listening socket accepts
+readonly kStopTimeoutS=40   # SIGTERM drain + exit (config shutdown_timeout_ms is 30 s)
+
+started=${SECONDS}
+work_dir="$(mktemp -d "${TMPDIR:-/tmp}/beatqs.XXXXXX")"
+socket="${work_dir}/beatd.sock"
+log="${work_dir}/beatd.log"
+prefix="beatqs-$$"
+beatd="${repo_root}/build/release/daemon/beatd"
+beatctl="${repo_root}/build/release/client/beatctl"
+daemon_pid=""
+
+say() { printf '\n==> %s\n' "$*"; }
+fail() {
+  echo "quickstart: FAILED: $*" >&2
+  exit 1
+}
+log_tail() {
+  if [[ -s "${log}" ]]; then
+    echo "---- last lines of the beatd log (${log}) ----" >&2
+    tail -n 30 "${log}" >&2
+    echo "----" >&2
+  fi
+}
+
+# On any exit: stop a daemon still running, remove what it may have left.
+cleanup() {
+  local rc=$?
+  trap - EXIT
+  if [[ ${rc} -ne 0 ]]; then
+    log_tail
+  fi
+  if [[ -n "${daemon_pid}" ]] && kill -0 "${daemon_pid}" 2>/dev/null; then
+    kill -TERM "${daemon_pid}" 2>/dev/null || true
+    local waited=0
+    while kill -0 "${daemon_pid}" 2>/dev/null && [[ ${waited} -lt 100 ]]; do
+      sleep 0.1
+      waited=$((waited + 1))
+    done
+    kill -KILL "${daemon_pid}" 2>/dev/null || true
+    wait "${daemon_pid}" 2>/dev/null || true
+  fi
+  rm -f /dev/shm/"${prefix}"-* 2>/dev/null || true
+  if [[ ${rc} -ne 0 && -s "${log}" ]]; then
+    local kept="${TMPDIR:-/tmp}/${prefix}.log"
+    cp "${log}" "${kept}" && echo "quickstart: full beatd log kept in ${kept}" >&2
+  fi
+  rm -rf "${work_dir}"
+  exit "${rc}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# True when something accepts connections on the Unix socket $1.
+socket_accepts() {
+  python3 - "$1" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(1.0)
+s.connect(sys.argv[1])
+s.close()
+PY
+}
+
+# Prints the output of `beatctl bench --json` ($1: one JSON line) readably;
+# fails when the line is missing, reports errors, or was not verified.
+print_bench() {
+  python3 - "$1" <<'PY'
+import json
+import sys
+
+raw = sys.argv[1].strip()
+try:
+    r = json.loads(raw.splitlines()[-1])
+except (ValueError, IndexError) as error:
+    sys.exit(f"quickstart: bench printed no JSON object ({error}): {raw!r}")
+
+print(f"  kernel          {r.get('kernel')}: {r.get('clients')} client(s) x "
+      f"{r.get('threads')} thread(s), batches of {r.get('batch')}, "
+      f"{r.get('workers')} daemon worker(s)")
+if "data_bytes" in r:
+    print(f"  data per task   {r['data_bytes']:,} bytes")
+print(f"  tasks           {r.get('tasks', 0):,} in {r.get('seconds', 0.0):.3f} s")
+print(f"  throughput      {r.get('tasks_per_second', 0.0):,.0f} tasks/s")
+print(f"  latency         p50 {r.get('latency_p50_us', 0.0):,.1f} us, "
+      f"p99 {r.get('latency_p99_us', 0.0):,.1f} us, max {r.get('latency_max_us', 0.0):,.1f} us")
+print(f"  errors          {r.get('errors')}")
+print(f"  verified        {'yes' if r.get('verified') is True else 'NO'}")
+if r.get("errors") != 0 or r.get("verified") is not True:
+    sys.exit("quickstart: bench reported errors or unverified results")
+PY
+}
+
+say "dependencies"
+bash scripts/install-deps.sh
+
+say "configure + build (release preset: beatd, beatctl)"
+cmake --preset release >/dev/null
+cmake --build --preset release --target beatd beatctl
+[[ -x "${beatd}" ]] || fail "build produced no ${beatd}"
+[[ -x "${beatctl}" ]] || fail "build produced no ${beatctl}"
+
+say "starting beatd (socket ${socket}, segment prefix ${prefix}, log ${log})"
+"${beatd}" --config config/beatd.toml --socket "${socket}" --segment-prefix "${prefix}" \
+  --metrics-address 127.0.0.1:0 >"${log}" 2>&1 &
+daemon_pid=$!
+deadline=$((SECONDS + kStartTimeoutS))
+until socket_accepts "${socket}"; do
+  if ! kill -0 "${daemon_pid}" 2>/dev/null; then
+    daemon_rc=0
+    wait "${daemon_pid}" || daemon_rc=$?
+    daemon_pid=""
+    fail "beatd exited with status ${daemon_rc} before accepting connections"
+  fi
+  if [[ ${SECONDS} -ge ${deadline} ]]; then
+    fail "beatd did not accept connections on ${socket} within ${kStartTimeoutS} s"
+  fi
+  sleep 0.1
+done
+echo "beatd is up (pid ${daemon_pid})"
+
+ctl=("${beatctl}" --socket "${socket}")
+
+say "beatctl kernels"
+"${ctl[@]}" kernels
+
+say "beatctl bench: noop, 1,000,000 tasks, batches of 256, 2 clients x 2 threads"
+noop_json="$("${ctl[@]}" bench --kernel noop --tasks 1000000 --batch 256 --clients 2 \
+  --threads 2 --json)" || fail "noop bench failed: ${noop_json}"
+print_bench "${noop_json}"
+
+say "beatctl bench: checksum, 100,000 tasks of 4 KiB, batches of 64 (results verified)"
+checksum_json="$("${ctl[@]}" bench --kernel checksum --tasks 100000 --batch 64 \
+  --data-bytes 4096 --json)" || fail "checksum bench failed: ${checksum_json}"
+print_bench "${checksum_json}"
+
+say "beatctl status"
+"${ctl[@]}" status
+
+say "stopping beatd (SIGTERM)"
+kill -TERM "${daemon_pid}"
+daemon_rc=0
+deadline=$((SECONDS + kStopTimeoutS))
+while kill -0 "${daemon_pid}" 2>/dev/null; do
+  [[ ${SECONDS} -lt ${deadline} ]] || fail "beatd still running ${kStopTimeoutS} s after SIGTERM"
+  sleep 0.1
+done
+wait "${daemon_pid}" || daemon_rc=$?
+daemon_pid=""
+[[ ${daemon_rc} -eq 0 ]] || fail "beatd exited with status ${daemon_rc} after SIGTERM (expected 0)"
+[[ ! -e "${socket}" ]] || fail "beatd left its socket ${socket} behind"
+leftovers="$(compgen -G "/dev/shm/${prefix}-*" || true)"
+[[ -z "${leftovers}" ]] || fail "beatd left shared-memory segments behind: ${leftovers}"
+echo "beatd exited 0; socket and segments removed"
+
+elapsed=$((SECONDS - started))
+say "quickstart passed in $((elapsed / 60))m$((elapsed % 60))s"

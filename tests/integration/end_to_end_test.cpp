@@ -1,0 +1,261 @@
+// End to end through a real beatd: exactly-once completion of a million
+// tasks from several processes and threads, verified checksums, discovery.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <sstream>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "client/client.hpp"
+#include "tests/integration/daemon_process.hpp"
+#include "tests/support/watchdog.hpp"
+
+namespace beat {
+namespace {
+
+using test::DaemonProcess;
+
+constexpr std::uint64_t kProcShift = 40;
+constexpr std::uint64_t kIndexMask = (std::uint64_t{1} << kProcShift) - 1;
+// The noop result must be the tag scrambled this way: proves the daemon ran
+// the task's own arguments, not just echoed the tag field.
+constexpr std::uint64_t kArgSalt = 0x9E3779B97F4A7C15ull;
+
+// One client process: `threads` submitters, `per_thread` noop tasks each,
+// batches of `batch`; every completion is checked and counted. Returns a
+// process exit code (0 = every tag exactly once with the right result).
+int noop_client_process(const std::string& socket, std::uint64_t proc, int threads,
+                        std::uint64_t per_thread, std::size_t batch) {
+  auto client = Client::connect({.socket_path = socket, .name = "noop-" + std::to_string(proc)});
+  if (!client) {
+    std::fprintf(stderr, "proc %llu: %s\n", static_cast<unsigned long long>(proc),
+                 client.status().message().c_str());
+    return 10;
+  }
+  Client& c = **client;
+  auto noop = c.kernel_id("noop");
+  if (!noop) return 11;
+  const std::uint64_t total = per_thread * static_cast<std::uint64_t>(threads);
+  std::vector<std::atomic<std::uint8_t>> seen(total);
+  std::atomic<std::uint64_t> submitted{0}, reaped{0}, bad{0};
+  const std::uint64_t window = c.layout().cq_entries;  // never more in flight than the CQ holds
+
+  auto reap = [&](std::size_t min) {
+    Completion out[512];
+    auto n = c.wait(out, min, std::chrono::milliseconds(50));
+    if (!n) return;
+    for (std::size_t i = 0; i < *n; ++i) {
+      const Completion& x = out[i];
+      const std::uint64_t idx = x.tag & kIndexMask;
+      if ((x.tag >> kProcShift) != proc || idx >= total || x.status != TaskStatus::kOk ||
+          x.result != (x.tag ^ kArgSalt) || seen[idx].exchange(1) != 0)
+        bad.fetch_add(1);
+    }
+    reaped.fetch_add(*n);
+  };
+
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::vector<TaskDescriptor> b(batch);
+      for (std::uint64_t i = 0; i < per_thread;) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(batch, per_thread - i));
+        while (submitted.load() + n - reaped.load() > window) reap(1);
+        for (std::size_t k = 0; k < n; ++k) {
+          const std::uint64_t tag = (proc << kProcShift) | (static_cast<std::uint64_t>(t) * per_thread + i + k);
+          b[k] = make_task(*noop, tag, {tag ^ kArgSalt});
+        }
+        submitted.fetch_add(n);
+        if (Status s = c.submit({b.data(), n}); !s) {
+          std::fprintf(stderr, "submit: %s\n", s.message().c_str());
+          bad.fetch_add(1);
+          return;
+        }
+        i += n;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (reaped.load() < total && std::chrono::steady_clock::now() < deadline) reap(1);
+  std::uint64_t missing = 0;
+  for (auto& s : seen) missing += s.load() == 0 ? 1 : 0;
+  if (bad.load() != 0 || missing != 0 || reaped.load() != total) {
+    std::fprintf(stderr, "proc %llu: bad=%llu missing=%llu reaped=%llu of %llu\n",
+                 static_cast<unsigned long long>(proc), static_cast<unsigned long long>(bad.load()),
+                 static_cast<unsigned long long>(missing),
+                 static_cast<unsigned long long>(reaped.load()), static_cast<unsigned long long>(total));
+    return 1;
+  }
+  return 0;
+}
+
+TEST(EndToEnd, MillionNoopTasksFromTwoProcessesCompleteExactlyOnce) {
+  test::ScopedWatchdog watchdog("EndToEnd.MillionNoopTasks", 240);
+  auto d = DaemonProcess::start();
+  ASSERT_NE(d, nullptr);
+  constexpr int kProcs = 2, kThreads = 2;
+  constexpr std::uint64_t kPerThread = 250'000;  // 2 x 2 x 250k = 1,000,000
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcs; ++p) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) _exit(noop_client_process(d->socket_path(), static_cast<std::uint64_t>(p + 1), kThreads, kPerThread, 256));
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << d->log();
+  }
+  // The daemon's own count agrees: exactly a million tasks ran, none failed.
+  auto c = Client::connect({.socket_path = d->socket_path(), .name = "stats"});
+  ASSERT_TRUE(c) << c.status().message();
+  auto stats = (*c)->stats_json();
+  ASSERT_TRUE(stats);
+  EXPECT_NE(stats->find("\"tasks_completed\":1000000,"), std::string::npos) << *stats;
+  EXPECT_NE(stats->find("\"tasks_failed\":0,"), std::string::npos) << *stats;
+}
+
+TEST(EndToEnd, ChecksumResultsEqualXxh3ComputedHere) {
+  test::ScopedWatchdog watchdog("EndToEnd.Checksum", 60);
+  auto d = DaemonProcess::start();
+  ASSERT_NE(d, nullptr);
+  auto client = Client::connect({.socket_path = d->socket_path(), .name = "checksum"});
+  ASSERT_TRUE(client) << client.status().message();
+  Client& c = **client;
+  auto checksum = c.kernel_id("checksum");
+  ASSERT_TRUE(checksum);
+
+  std::mt19937_64 rng(42);
+  const std::uint64_t sizes[] = {0, 1, 7, 63, 64, 65, 1000, 4096, 100'000, 1 << 20};
+  std::vector<TaskDescriptor> tasks;
+  std::vector<std::uint64_t> expected;
+  for (std::uint64_t size : sizes) {
+    auto block = c.allocate(size == 0 ? 1 : size);
+    ASSERT_TRUE(block) << block.status().message();
+    for (std::uint64_t i = 0; i < size; ++i) block->data[i] = static_cast<std::byte>(rng());
+    ArenaBlock range = *block;
+    range.length = size;
+    const std::uint64_t seed = rng();
+    tasks.push_back(make_task(*checksum, tasks.size(), {seed}, range));
+    expected.push_back(XXH3_64bits_withSeed(block->data, size, seed));
+  }
+  ASSERT_TRUE(c.submit(tasks));
+  std::vector<Completion> out(tasks.size());
+  std::size_t got = 0;
+  while (got < tasks.size()) {
+    auto n = c.wait(std::span(out).subspan(got), 1, std::chrono::seconds(10));
+    ASSERT_TRUE(n) << n.status().message();
+    got += *n;
+  }
+  std::vector<int> seen(tasks.size(), 0);
+  for (const Completion& x : out) {
+    ASSERT_LT(x.tag, tasks.size());
+    ++seen[x.tag];
+    EXPECT_EQ(x.status, TaskStatus::kOk) << "size " << sizes[x.tag];
+    EXPECT_EQ(x.result, expected[x.tag]) << "size " << sizes[x.tag];
+  }
+  for (int s : seen) EXPECT_EQ(s, 1);
+}
+
+TEST(EndToEnd, KernelsAndStatsDescribeTheDaemon) {
+  auto d = DaemonProcess::start({.workers = 2, .metrics_address = "", .extra_args = {}});
+  ASSERT_NE(d, nullptr);
+  auto client = Client::connect({.socket_path = d->socket_path(), .name = "discovery"});
+  ASSERT_TRUE(client) << client.status().message();
+  Client& c = **client;
+  EXPECT_EQ(c.worker_count(), 2u);
+  auto kernels = c.kernels();
+  ASSERT_TRUE(kernels);
+  ASSERT_EQ(kernels->size(), 3u);
+  EXPECT_EQ((*kernels)[0].name, "noop");
+  EXPECT_EQ((*kernels)[1].name, "spin");
+  EXPECT_EQ((*kernels)[2].name, "checksum");
+  auto missing = c.kernel_id("no-such-kernel");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.status().code(), ErrorCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("no-such-kernel"), std::string::npos);
+  auto stats = c.stats_json();
+  ASSERT_TRUE(stats);
+  EXPECT_NE(stats->find("\"name\":\"discovery\""), std::string::npos) << *stats;
+  EXPECT_NE(stats->find("\"clients_connected\":1"), std::string::npos) << *stats;
+  // Our own segment exists while we are connected, owner-only.
+  ASSERT_EQ(d->segments().size(), 1u);
+  EXPECT_EQ(d->segments()[0], c.segment_name());
+  struct stat st {};
+  ASSERT_EQ(::stat(("/dev/shm/" + c.segment_name()).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// GET /metrics over a plain TCP socket; returns the whole response.
+std::string http_get_metrics(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return {};
+  }
+  const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  (void)!::write(fd, req.data(), req.size());
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+TEST(EndToEnd, PrometheusScrapeCountsCompletedTasks) {
+  test::ScopedWatchdog watchdog("EndToEnd.Metrics", 60);
+  auto d = DaemonProcess::start({.workers = 2, .metrics_address = "127.0.0.1:0", .extra_args = {}});
+  ASSERT_NE(d, nullptr);
+  auto client = Client::connect({.socket_path = d->socket_path(), .name = "metrics"});
+  ASSERT_TRUE(client);
+  Client& c = **client;
+  const std::uint32_t noop = *c.kernel_id("noop");
+  std::vector<TaskDescriptor> tasks;
+  for (std::uint64_t i = 0; i < 1000; ++i) tasks.push_back(make_task(noop, i));
+  ASSERT_TRUE(c.submit(tasks));
+  std::vector<Completion> out(tasks.size());
+  std::size_t got = 0;
+  while (got < tasks.size()) {
+    auto n = c.wait(std::span(out).subspan(got), 1, std::chrono::seconds(10));
+    ASSERT_TRUE(n);
+    got += *n;
+  }
+  auto stats = c.stats_json();
+  ASSERT_TRUE(stats);
+  const auto at = stats->find("\"metrics_endpoint\":\"127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << *stats;
+  const int port = std::stoi(stats->substr(at + std::strlen("\"metrics_endpoint\":\"127.0.0.1:")));
+  const std::string body = http_get_metrics(port);
+  ASSERT_NE(body.find("200 OK"), std::string::npos) << body;
+  // Per-worker counters, summed at scrape time: 1000 in all.
+  double total = 0;
+  std::istringstream lines(body);
+  std::string line;
+  while (std::getline(lines, line))
+    if (line.rfind("beat_tasks_completed_total{", 0) == 0) total += std::stod(line.substr(line.rfind(' ') + 1));
+  EXPECT_EQ(total, 1000.0) << body;
+  EXPECT_NE(body.find("beat_connected_clients 1"), std::string::npos) << body;
+  EXPECT_NE(body.find("# TYPE beat_worker_busy_seconds_total counter"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace beat
