@@ -94,8 +94,12 @@ inline constexpr int kCommitSpinsBeforeYield = 256;
     // by the consumer, so overwriting them after this acquire is safe.
     const std::uint32_t h = head.load(std::memory_order_acquire);
     if (static_cast<std::uint32_t>(start - h) > entries) {
-      // Our reserve snapshot is older than head: reload and retry.
-      start = reserve.load(std::memory_order_relaxed);
+      // Our reserve snapshot is older than head: reload and retry. Reserve
+      // only grows and head <= reserve in an intact ring, so an unchanged
+      // reload means the indices are corrupt: refuse rather than spin.
+      const std::uint32_t again = reserve.load(std::memory_order_relaxed);
+      if (again == start) return std::nullopt;
+      start = again;
       continue;
     }
     if (entries - static_cast<std::uint32_t>(start - h) < n) return std::nullopt;
