@@ -239,6 +239,10 @@ class Client {
   bool consumer_busy_ = false;  // GUARDED_BY(consumer_mutex_)
   std::uint32_t cq_head_ = 0;   // owned by the token holder
 
+  // Last sq.head any submitter loaded (try_reserve_cached): submitters read
+  // the daemon's head line only when this says the ring is full.
+  alignas(kCacheLine) std::atomic<std::uint32_t> sq_head_cache_{0};
+
   // Set once the daemon's end of the control socket is seen closed.
   mutable std::atomic<bool> daemon_gone_{false};
 };

@@ -67,11 +67,17 @@ class ClientSession {
   std::atomic<bool> intake_claim_{false};
   std::uint32_t sq_head_ = 0;   // GUARDED_BY(intake_claim_): next SQ index to consume
   std::uint32_t cq_taken_ = 0;  // GUARDED_BY(intake_claim_): tasks taken that owe a completion
+  // GUARDED_BY(intake_claim_): the client's cq.head as last loaded. Intake
+  // reloads it only when the cached credit is short, so the client's head
+  // line does not bounce to a worker on every chunk.
+  std::uint32_t cq_head_cache_ = 0;
   // Copy of sq_head_ for unclaimed emptiness checks and drain progress.
   // Written by the claimer (release), read by anyone (acquire).
   std::atomic<std::uint32_t> sq_head_mirror_{0};
-  // Copy of cq_taken_ for unclaimed credit checks (relaxed: a hint; the
-  // claimer re-checks under the claim).
+  // Copy of cq_taken_ for unclaimed credit checks and drain progress:
+  // in flight = cq_taken_mirror_ - cq_commit_. Stored (relaxed) before
+  // sq_head_mirror_'s release, so a reader that acquires the head mirror
+  // sees at least the matching value.
   std::atomic<std::uint32_t> cq_taken_mirror_{0};
   // Set by the claimer when the CQ had no room for more completions (it then
   // also set the segment's cq_space.needs_wakeup); cleared by the next
@@ -83,18 +89,25 @@ class ClientSession {
   alignas(kCacheLine) std::atomic<std::uint32_t> cq_commit_{0};
 
   // ---- lifecycle and counters ----
-  // Tasks taken from the SQ whose completion is not yet committed.
-  alignas(kCacheLine) std::atomic<std::uint32_t> inflight_{0};
+  // Tasks taken over the session's life (includes in-flight ones). Single
+  // writer (the claimer: relaxed load + store), read by STATS.
+  alignas(kCacheLine) std::atomic<std::uint64_t> tasks_taken_{0};
   std::atomic<bool> closing_{false};  // control thread sets; workers drop its tasks
   std::atomic<bool> broken_{false};   // a worker found the rings corrupt
   // SQ index below which tasks were accepted when draining began.
   std::atomic<std::uint32_t> drain_until_{0};
-  std::atomic<std::uint64_t> tasks_completed_{0};
   std::atomic<std::uint64_t> tasks_failed_{0};
 
  private:
   ClientSession() = default;
 
+ public:
+  // Tasks taken but not yet completed (display; exact when quiescent).
+  std::uint32_t inflight() const noexcept {
+    return cq_taken_mirror_.load(std::memory_order_acquire) - cq_commit_.load(std::memory_order_acquire);
+  }
+
+ private:
   std::string segment_name_;
   std::string client_name_;
   PeerCredentials peer_{};

@@ -373,7 +373,7 @@ void ControlServer::close_connection(const ConnectionPtr& c, const char* why) {
   if (c->session) {
     spdlog::info("client {} '{}' disconnected ({}): {} tasks completed", c->session->client_id(),
                  c->session->client_name(), why,
-                 c->session->tasks_completed_.load(std::memory_order_relaxed));
+                 c->session->tasks_taken_.load(std::memory_order_relaxed) - c->session->inflight());
     retire(std::move(c->session));
   }
   connections_.remove(c);
@@ -461,11 +461,13 @@ void ControlServer::check_drain() {
   for (auto& c : connections_) {
     if (!c->session) continue;
     const ClientSession& s = *c->session;
-    // Acquire on the mirror, then inflight_: see ClientSession::intake.
+    // Acquire on the head mirror first: it carries the cq_taken_mirror_
+    // value stored before it (ClientSession), which inflight() then compares
+    // with the committed completions (acquire on cq_commit_).
     const std::uint32_t consumed = s.sq_head_mirror_.load(std::memory_order_acquire);
     const std::uint32_t until = s.drain_until_.load(std::memory_order_relaxed);
     const bool consumed_all = static_cast<std::int32_t>(consumed - until) >= 0;
-    if (!consumed_all || s.inflight_.load(std::memory_order_acquire) != 0) {
+    if (!consumed_all || s.inflight() != 0) {
       done = false;
       break;
     }
@@ -548,8 +550,8 @@ std::string ControlServer::stats_json() const {
        << ",\"arena_bytes\":" << s.view().layout.arena_bytes
        << ",\"sq_depth\":" << (sq_depth <= s.view().layout.sq_entries ? sq_depth : 0)
        << ",\"cq_depth\":" << (cq_depth <= s.view().layout.cq_entries ? cq_depth : 0)
-       << ",\"inflight\":" << s.inflight_.load(std::memory_order_relaxed)
-       << ",\"tasks_completed\":" << s.tasks_completed_.load(std::memory_order_relaxed)
+       << ",\"inflight\":" << s.inflight()
+       << ",\"tasks_completed\":" << s.tasks_taken_.load(std::memory_order_relaxed) - s.inflight()
        << ",\"tasks_failed\":" << s.tasks_failed_.load(std::memory_order_relaxed) << "}";
     first = false;
   }

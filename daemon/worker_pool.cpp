@@ -5,6 +5,7 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <thread>
 
 #include "shared/doorbell.hpp"
 #include "shared/ring.hpp"
@@ -47,6 +48,7 @@ struct WorkerPool::Worker {
   std::uint32_t index;
   WorkerCounters& counters;
   std::uint32_t cursor = 0;  // round-robin position in the client table
+  std::uint64_t announced_ = kOffline;  // last epoch stored in quiescent_[index]
   std::vector<TaskDescriptor> chunk;
   std::vector<CompletionEntry> pending;
 
@@ -56,18 +58,26 @@ struct WorkerPool::Worker {
     pending.reserve(kCompletionFlushEvery);
   }
 
+  // QSBR announcement, once per loop iteration; stores only when the epoch
+  // moved, so the steady state costs one load of a read-mostly line.
+  // SYNC POINT (QSBR): retire_client unpublishes a session and then bumps
+  // the epoch with a seq_cst (hence release) RMW. Our acquire load that
+  // reads the new epoch E therefore happens-after the unpublish, so no load
+  // of the table after it can return the retired session. The release store
+  // of E publishes that every access of ours before it (all iterations that
+  // might have used the session) happened-before grace_passed() reading it.
   void announce_online() noexcept {
-    // SYNC POINT (QSBR): seq_cst on both so that a worker announcing an
-    // epoch >= E cannot see a session unpublished before E was issued
-    // (retire_client stores nullptr, then bumps the epoch, both seq_cst).
-    const std::uint64_t e = pool.epoch_.load(std::memory_order_seq_cst);
-    pool.quiescent_[index].value.store(e, std::memory_order_seq_cst);
+    const std::uint64_t e = pool.epoch_.load(std::memory_order_acquire);
+    if (e == announced_) return;
+    pool.quiescent_[index].value.store(e, std::memory_order_release);
+    announced_ = e;
   }
 
   void announce_offline() noexcept {
-    // Release is implied by seq_cst: every session access of this worker
-    // happens-before a grace_passed() that reads kOffline.
-    pool.quiescent_[index].value.store(kOffline, std::memory_order_seq_cst);
+    // Release: every session access of this worker happens-before a
+    // grace_passed() that reads kOffline.
+    pool.quiescent_[index].value.store(kOffline, std::memory_order_release);
+    announced_ = kOffline;
   }
 
   ClientSession* client(std::uint32_t slot) const noexcept {
@@ -121,9 +131,18 @@ struct WorkerPool::Worker {
     const std::uint32_t tail = h.sq.tail.value.load(std::memory_order_acquire);
     const std::uint32_t avail = tail - head;
     // The client's CQ head, untrusted. cq_taken_ - head is what the client
-    // still has to consume plus what we owe it (invariant 2).
-    const std::uint32_t cq_head = h.cq.head.value.load(std::memory_order_acquire);
-    const std::uint32_t cq_used = s.cq_taken_ - cq_head;
+    // still has to consume plus what we owe it (invariant 2). The cached
+    // value is never ahead of the real head, so it can only understate the
+    // credit: reload when it is short of what this chunk could use.
+    std::uint32_t cq_used = s.cq_taken_ - s.cq_head_cache_;
+    const std::uint32_t want = avail < chunk.size() ? avail : static_cast<std::uint32_t>(chunk.size());
+    if (cq_used > cq_entries || cq_entries - cq_used < want) {
+      // SYNC POINT READ: cq.head — the client has copied out the entries
+      // below it, so we may overwrite them (ring rule 3). The claim's
+      // release/acquire hands this ordering to later claimers with the cache.
+      s.cq_head_cache_ = h.cq.head.value.load(std::memory_order_acquire);
+      cq_used = s.cq_taken_ - s.cq_head_cache_;
+    }
     if (avail > sq_entries || cq_used > cq_entries) {
       // tail beyond head + entries, or a CQ head ahead of what we produced:
       // the client corrupted its rings. The control thread disconnects it.
@@ -138,7 +157,8 @@ struct WorkerPool::Worker {
       h.cq_space.needs_wakeup.store(1, std::memory_order_seq_cst);
       s.cq_stalled_.store(true, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      const std::uint32_t used_now = s.cq_taken_ - h.cq.head.value.load(std::memory_order_acquire);
+      s.cq_head_cache_ = h.cq.head.value.load(std::memory_order_acquire);
+      const std::uint32_t used_now = s.cq_taken_ - s.cq_head_cache_;
       credit = used_now <= cq_entries ? cq_entries - used_now : 0;
     }
     std::uint32_t n = avail < credit ? avail : credit;
@@ -160,10 +180,11 @@ struct WorkerPool::Worker {
     }
     s.sq_head_ = head + n;
     s.cq_taken_ += owed;
+    // Relaxed: published by the release on sq_head_mirror_ below.
     s.cq_taken_mirror_.store(s.cq_taken_, std::memory_order_relaxed);
-    // Relaxed: drain progress reads inflight_ after acquiring the mirror below.
-    s.inflight_.fetch_add(owed, std::memory_order_relaxed);
-    // Release: a reader that sees the new mirror also sees inflight_ above.
+    s.tasks_taken_.store(s.tasks_taken_.load(std::memory_order_relaxed) + owed,
+                         std::memory_order_relaxed);
+    // Release: a reader that sees the new mirror also sees cq_taken_mirror_.
     s.sq_head_mirror_.store(head + n, std::memory_order_release);
     // SYNC POINT WRITE: slots [head, head+n) are copied out; producers may
     // reuse them (ring rule 3).
@@ -179,7 +200,6 @@ struct WorkerPool::Worker {
   }
 
   void run_chunk(ClientSession& s, std::uint32_t n) {
-    const auto start = Clock::now();
     const SegmentView& v = s.view();
     const std::uint32_t kernel_count = pool.kernels_.size();
     const std::uint64_t arena_bytes = v.layout.arena_bytes;
@@ -221,10 +241,11 @@ struct WorkerPool::Worker {
       if (pending.size() == kCompletionFlushEvery) post(s);
     }
     if (!pending.empty()) post(s);
-    if (dropped != 0) s.inflight_.fetch_sub(dropped, std::memory_order_release);
+    // Dropped tasks owe nothing: the session is closing and its segment goes
+    // after the grace period, whatever its counters say.
+    (void)dropped;
     bump(counters.tasks_run, executed);
     bump(counters.tasks_failed, failed);
-    bump(counters.busy_ns, ns_between(start, Clock::now()));
     if (failed != 0) s.tasks_failed_.fetch_add(failed, std::memory_order_relaxed);
   }
 
@@ -237,16 +258,39 @@ struct WorkerPool::Worker {
     // is carried by commit_in_order's release on tail. Credit (invariant 2)
     // guarantees the slots are free.
     const std::uint32_t start = s.cq_reserve_.fetch_add(m, std::memory_order_relaxed);
-    const std::uint32_t mask = v.layout.cq_entries - 1;
-    for (std::uint32_t i = 0; i < m; ++i)
-      std::memcpy(&v.cq_slots[(start + i) & mask], &pending[i], sizeof(CompletionEntry));
+    const std::uint32_t entries = v.layout.cq_entries;
+    const std::uint32_t mask = entries - 1;
+    // Our slots last held entries [start - entries, start + m - entries),
+    // posted by sibling workers. Wait until those are committed (acquire
+    // on cq_commit_, released by their committers) so our writes are ordered
+    // after theirs inside the daemon, not only through the client's cq.head.
+    // Normally already true (credit says the client consumed them), so this
+    // is one load; a client that advances cq.head early can only make us
+    // wait for a sibling's commit, never for itself.
+    const std::uint32_t lap_done = start + m - entries;
+    int spins = 0;
+    while (static_cast<std::int32_t>(s.cq_commit_.load(std::memory_order_acquire) - lap_done) < 0) {
+      if (++spins < kCommitSpinsBeforeYield) {
+        cpu_relax();
+      } else {
+        spins = 0;
+        std::this_thread::yield();
+      }
+    }
+    for (std::uint32_t i = 0; i < m; ++i) {
+      CompletionEntry& slot = v.cq_slots[(start + i) & mask];
+      slot.tag = pending[i].tag;
+      slot.status = pending[i].status;
+      slot.detail = pending[i].detail;
+      slot.result = pending[i].result;
+      // SYNC POINT WRITE: this entry (ring rule 5); pairs with the client's
+      // acquire load of seq when it polls the slot instead of cq.tail.
+      std::atomic_ref<std::uint64_t>(slot.seq).store(std::uint64_t{start + i} + 1,
+                                                      std::memory_order_release);
+    }
     // SYNC POINT WRITE: CQ entries [start, start+m), published via cq.tail.
     commit_in_order(s.cq_commit_, &h.cq.tail.value, start, m);
     ring_doorbell(h.cq_bell, INT_MAX);
-    s.tasks_completed_.fetch_add(m, std::memory_order_relaxed);
-    // Release: drain/teardown readers that see inflight_ drop also see the
-    // completions committed.
-    s.inflight_.fetch_sub(m, std::memory_order_release);
     pending.clear();
   }
 
@@ -304,25 +348,40 @@ struct WorkerPool::Worker {
     }
   }
 
+  // Busy time is accounted per busy period, from the idle loop's own clock
+  // reads, so running a chunk costs no clock read.
   void run() {
-    auto idle_since = Clock::now();
+    auto last_check = Clock::now();  // latest clock read of the idle loop
+    auto busy_since = last_check;
+    auto idle_since = last_check;
+    bool busy = false;
     bool idle = false;
     while (!pool.stop_.load(std::memory_order_relaxed)) {
       announce_online();
       if (intake_pass()) {
+        if (!busy) {
+          busy = true;
+          busy_since = last_check;
+        }
         idle = false;
         continue;
       }
+      last_check = Clock::now();
+      if (busy) {
+        busy = false;
+        bump(counters.busy_ns, ns_between(busy_since, last_check));
+      }
       if (!idle) {
         idle = true;
-        idle_since = Clock::now();
+        idle_since = last_check;
       }
       const auto spin = std::chrono::microseconds(pool.idle_spin_us_.load(std::memory_order_relaxed));
-      if (Clock::now() - idle_since < spin) {
+      if (last_check - idle_since < spin) {
         cpu_relax();
         continue;
       }
       park();
+      last_check = Clock::now();
       idle = false;
     }
     announce_offline();
@@ -408,7 +467,8 @@ std::uint64_t WorkerPool::retire_client(ClientSession* session) {
 
 bool WorkerPool::grace_passed(std::uint64_t epoch) const noexcept {
   for (std::uint32_t i = 0; i < infos_.size(); ++i) {
-    const std::uint64_t q = quiescent_[i].value.load(std::memory_order_seq_cst);
+    // Acquire: pairs with the worker's release store of its announcement.
+    const std::uint64_t q = quiescent_[i].value.load(std::memory_order_acquire);
     if (q != kOffline && q < epoch) return false;
   }
   return true;

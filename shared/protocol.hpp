@@ -3,7 +3,7 @@
 //
 // Both sides compile this header; neither redefines any of it. Everything a
 // client writes into shared memory is untrusted by the daemon: a descriptor
-// is copied out once (copy_descriptor in submission_ring.hpp) and validated
+// is copied out once (copy_entry in ring.hpp) and validated
 // (validate_descriptor below) before any field is used.
 //
 // Versioning: kProtocolVersion changes whenever a struct in shared/ changes
@@ -82,8 +82,15 @@ struct CompletionEntry {
   std::uint32_t status;  // TaskStatus
   std::uint32_t detail;  // reason code: argument index, kernel error code, ...
   std::uint64_t result;  // kernel's 64-bit result word (0 on error)
-  std::uint64_t reserved;
+  // Ring index of this entry + 1 (as a 64-bit value), stored last with
+  // release (ring rule 5): a consumer may poll the next slot's seq instead of
+  // cq.tail, so a completion crosses cores as one cache line, not two (the
+  // phase tag of NVMe completion queues). Lap-unique: the slot's previous
+  // entry carries index - entries + 1.
+  std::uint64_t seq;
 };
+static_assert(offsetof(CompletionEntry, seq) % sizeof(std::uint64_t) == 0,
+              "seq is accessed through std::atomic_ref<uint64_t>");
 static_assert(std::is_standard_layout_v<CompletionEntry>);
 static_assert(std::is_trivially_copyable_v<CompletionEntry>);
 static_assert(sizeof(CompletionEntry) == 32, "two completions per cache line");

@@ -24,6 +24,13 @@
 //     stores its index, issues a full fence, then reads the flag (Dekker).
 //     See doorbell.hpp.
 //
+//  5. CQ only: each completion also carries seq = its index + 1, stored
+//     with RELEASE after the entry's other fields. The client may treat
+//     "slot[head].seq == head + 1" (ACQUIRE load) as "entry head is ready"
+//     without reading cq.tail; entries may then become visible slightly
+//     ahead of tail, never out of their slots. cq.tail is still published
+//     for waiters (rule 4) and tools.
+//
 // Trust: in the SQ the reserve counter, tail and entries are written by the
 // client; the daemon never spins on them, never reads an entry twice and
 // treats tail - head > entries as a corrupt ring. In the CQ the daemon keeps
@@ -106,6 +113,47 @@ inline constexpr int kCommitSpinsBeforeYield = 256;
     // Relaxed on success is enough for the slots themselves (head's acquire
     // above ordered us after the consumer); acq_rel keeps reservations in a
     // single order with the commits that follow them.
+    if (reserve.compare_exchange_weak(start, start + n, std::memory_order_acq_rel,
+                                      std::memory_order_relaxed))
+      return start;
+    cpu_relax();
+  }
+}
+
+// try_reserve for producers that cache the consumer's head (rigtorp's
+// SPSCQueue habit): space is checked against `cached_head` and head itself is
+// loaded only when the cache says the ring is too full. In the common case
+// the consumer's head line is then never pulled into the producer's cache,
+// so neither side's index line bounces between cores on every batch.
+// `cached_head` is producer-private memory shared by all producers.
+// Thread-safety: any number of producers concurrently.
+[[nodiscard]] inline std::optional<std::uint32_t> try_reserve_cached(
+    std::atomic<std::uint32_t>& reserve, const std::atomic<std::uint32_t>& head,
+    std::atomic<std::uint32_t>& cached_head, std::uint32_t entries, std::uint32_t n) noexcept {
+  // Acquire: the producer that refreshed the cache acquired head from the
+  // consumer and released it here, so slots below it are free for us too
+  // (happens-before is transitive through the cache).
+  std::uint32_t h = cached_head.load(std::memory_order_acquire);
+  std::uint32_t start = reserve.load(std::memory_order_relaxed);
+  bool refreshed = false;
+  for (;;) {
+    const std::uint32_t used = start - h;
+    if (used > entries || entries - used < n) {
+      if (refreshed) {
+        if (used <= entries) return std::nullopt;  // genuinely full
+        // Head is past our reserve snapshot: reload it; an unchanged reload
+        // means corrupt indices (see try_reserve).
+        const std::uint32_t again = reserve.load(std::memory_order_relaxed);
+        if (again == start) return std::nullopt;
+        start = again;
+        continue;
+      }
+      // SYNC POINT READ: head (rule 3), then publish it to the other producers.
+      h = head.load(std::memory_order_acquire);
+      cached_head.store(h, std::memory_order_release);
+      refreshed = true;
+      continue;
+    }
     if (reserve.compare_exchange_weak(start, start + n, std::memory_order_acq_rel,
                                       std::memory_order_relaxed))
       return start;
