@@ -168,6 +168,9 @@ int cmd_run(const std::string& socket_path, const RunOptions& o) {
 int main_impl(int argc, char** argv) {
   CLI::App app{"beatctl: inspect and exercise a running beatd"};
   app.require_subcommand(1);
+  // Options a subcommand does not know fall through to the app, so
+  // `beatctl kernels --socket P` works as well as `beatctl --socket P kernels`.
+  app.fallthrough();
   std::string socket_path = default_socket_path();
   app.add_option("--socket", socket_path, "beatd control socket ($BEAT_SOCKET or /run/beat/beatd.sock)")
       ->capture_default_str();

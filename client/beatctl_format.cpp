@@ -1,5 +1,9 @@
 #include "client/beatctl_format.hpp"
 
+// property_tree's JSON parser still includes <boost/bind.hpp>, whose global
+// placeholders Boost 1.74 deprecates with a message on every build.
+#define BOOST_BIND_GLOBAL_PLACEHOLDERS
+
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 

@@ -347,11 +347,8 @@ Status Client::publish(std::uint32_t start, const std::byte* images, std::uint32
 
 Status Client::wait_for_sq_space() {
   SegmentHeader& h = *view_.header;
-  const auto spin_until = Clock::now() + spin_;
-  while (Clock::now() < spin_until) {
-    if (free_sq_slots() > 0) return Status::ok();
-    cpu_relax();
-  }
+  if (polite_spin<Clock>(Clock::now() + spin_, [&] { return free_sq_slots() > 0; }))
+    return Status::ok();
   {
     std::lock_guard lock(sq_space_mutex_);
     if (sq_space_waiters_++ == 0) h.sq_space.needs_wakeup.store(1, std::memory_order_relaxed);
@@ -504,15 +501,16 @@ Result<std::size_t> Client::wait(std::span<Completion> out, std::size_t min_coun
 
   SegmentHeader& h = *view_.header;
   std::size_t got = reap_locked(out.data(), out.size());
-  const auto spin_until = start + spin_;
+  // Spin first (politely: yielding every kSpinYieldInterval), then park.
+  const auto spin_until = std::min(start + spin_, deadline);
+  if (got < min_count)
+    polite_spin<Clock>(spin_until, [&] {
+      got += reap_locked(out.data() + got, out.size() - got);
+      return got >= min_count;
+    });
   while (got < min_count) {
     const auto now = Clock::now();
     if (now >= deadline) break;
-    if (now < spin_until) {
-      cpu_relax();
-      got += reap_locked(out.data() + got, out.size() - got);
-      continue;
-    }
     // Park (doorbell.hpp waiter protocol). Only the consumer-lock holder
     // sleeps on cq_bell, so it alone sets and clears the flag.
     h.cq_bell.needs_wakeup.store(1, std::memory_order_relaxed);

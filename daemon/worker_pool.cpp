@@ -354,6 +354,7 @@ struct WorkerPool::Worker {
     auto last_check = Clock::now();  // latest clock read of the idle loop
     auto busy_since = last_check;
     auto idle_since = last_check;
+    auto next_yield = last_check;
     bool busy = false;
     bool idle = false;
     while (!pool.stop_.load(std::memory_order_relaxed)) {
@@ -374,10 +375,18 @@ struct WorkerPool::Worker {
       if (!idle) {
         idle = true;
         idle_since = last_check;
+        next_yield = last_check + kSpinYieldInterval;
       }
       const auto spin = std::chrono::microseconds(pool.idle_spin_us_.load(std::memory_order_relaxed));
       if (last_check - idle_since < spin) {
-        cpu_relax();
+        // Spin politely (kSpinYieldInterval): a client thread sharing this
+        // core must not wait a whole time slice for us to give it up.
+        if (last_check >= next_yield) {
+          std::this_thread::yield();
+          next_yield = last_check + kSpinYieldInterval;
+        } else {
+          cpu_relax();
+        }
         continue;
       }
       park();

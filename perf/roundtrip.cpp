@@ -13,7 +13,9 @@
 //                         (both sides sleep on futexes every time).
 //   3. Throughput: noop tasks in batches of 256 from one client thread, with
 //      1 and 2 workers (`beatctl bench` measures multi-client shapes).
-//   4. Ratios of 2 against 1, one JSON line each.
+//   4. Idle CPU: a daemon with one connected, idle client, over 10 s
+//      (3 s with --quick), from /proc/<pid>/stat.
+//   5. Ratios of 2 against 1, one JSON line each.
 //
 // Usage: beat-roundtrip-bench [--iterations N] [--tasks N] [--quick]
 //        [--beatd PATH] [--ipc-floor PATH]
@@ -30,6 +32,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <string>
 #include <thread>
@@ -106,6 +109,7 @@ class Daemon {
     ::waitpid(pid_, &status, 0);
   }
   const std::string& socket() const { return socket_; }
+  pid_t pid() const { return pid_; }
 
  private:
   static inline int counter_ = 0;
@@ -193,6 +197,44 @@ void throughput(const std::string& beatd, unsigned workers, std::uint64_t tasks)
   results()["throughput_w" + std::to_string(workers)] = rate;
 }
 
+// utime + stime of `pid` in clock ticks (/proc/<pid>/stat fields 14, 15).
+long cpu_ticks(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (f == nullptr) return -1;
+  char buf[4096];
+  const std::size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return -1;
+  long utime = 0, stime = 0;
+  // After ") " come fields 3.. ; skip 11 of them to reach utime (14).
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
+    return -1;
+  return utime + stime;
+}
+
+// CPU an idle daemon uses: default worker count, one connected client that
+// submits nothing (so parked workers wait on its doorbell too), `seconds`
+// of wall time, read from /proc.
+void idle_cpu(const std::string& beatd, double seconds) {
+  Daemon d(beatd, 0, 100);
+  auto c = connect_or_die(d.socket(), std::chrono::microseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let workers park
+  const long hz = ::sysconf(_SC_CLK_TCK);
+  const long before = cpu_ticks(d.pid());
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  const long used = cpu_ticks(d.pid()) - before;
+  const double cpu_seconds = static_cast<double>(used) / static_cast<double>(hz);
+  std::printf(
+      "{\"bench\":\"idle_cpu\",\"seconds\":%.2f,\"cpu_seconds\":%.3f,\"percent_of_one_core\":%.3f,"
+      "\"clock_ticks_per_second\":%ld}\n",
+      wall, cpu_seconds, 100.0 * cpu_seconds / wall, hz);
+  std::fflush(stdout);
+}
+
 // Runs beat-ipc-floor, forwards its lines, and keeps each bench's p50.
 void run_peers(const std::string& ipc_floor, bool quick) {
   const std::string cmd = ipc_floor + (quick ? " --quick" : "");
@@ -251,6 +293,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "throughput, %u worker(s)...\n", w);
     throughput(beatd, w, tasks);
   }
+  std::fprintf(stderr, "idle CPU...\n");
+  idle_cpu(beatd, quick ? 3.0 : 10.0);
   ratio("spinning_p50_over_cacheline_p50", "spinning_p50", "cacheline_pingpong_p50");
   ratio("uds_p50_over_spinning_p50", "uds_pingpong_p50", "spinning_p50");
   ratio("parked_p50_over_uds_p50", "parked_p50", "uds_pingpong_p50");

@@ -39,6 +39,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -60,6 +61,33 @@ inline void cpu_relax() noexcept {
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
 #endif
+}
+
+// A spinning waiter yields the CPU this often, so that on a machine with
+// more runnable threads than cores the thread it waits for gets to run
+// within microseconds instead of after the spinner's whole time slice.
+// One sched_yield costs ~0.3 us; at one per 10 us a task that arrives
+// during it is delayed that much ~3% of the time. Chosen on the 2-core
+// machine with beatctl bench --clients 2 --threads 2 (perf/RESULTS.md).
+inline constexpr std::chrono::microseconds kSpinYieldInterval{10};
+
+// Spin-wait helper: call poll() until it returns true or `until` passes,
+// relaxing the CPU and yielding every kSpinYieldInterval. Returns poll()'s
+// last value.
+template <typename Clock, typename Poll>
+inline bool polite_spin(typename Clock::time_point until, Poll&& poll) {
+  auto next_yield = Clock::now() + kSpinYieldInterval;
+  for (;;) {
+    if (poll()) return true;
+    const auto now = Clock::now();
+    if (now >= until) return false;
+    if (now >= next_yield) {
+      std::this_thread::yield();
+      next_yield = now + kSpinYieldInterval;
+    } else {
+      cpu_relax();
+    }
+  }
 }
 
 // One 32-bit index alone on its cache line: the writer side named at each

@@ -37,6 +37,17 @@ TEST(Beatctl, ChecksumBenchVerifiesEveryResult) {
   EXPECT_NE(out.find("\"errors\":0"), std::string::npos) << out;
 }
 
+TEST(Beatctl, SocketOptionWorksAfterTheCommandToo) {
+  auto d = DaemonProcess::start();
+  ASSERT_NE(d, nullptr);
+  std::string out;
+  ASSERT_EQ(run_program({BEAT_BEATCTL_PATH, "run", "noop", "41", "--socket", d->socket_path(), "--json"},
+                        out, std::chrono::seconds(10)),
+            0)
+      << out;
+  EXPECT_NE(out.find("\"result\":41"), std::string::npos) << out;
+}
+
 TEST(Beatctl, UnreachableSocketIsAUsageErrorNamingThePath) {
   std::string out;
   EXPECT_EQ(run_program({BEAT_BEATCTL_PATH, "--socket", "/tmp/beat-no-such.sock", "status"}, out,
