@@ -47,21 +47,37 @@ Result<Topology> Topology::load(const std::string& synthetic) {
   }
   if (hwloc_topology_load(t.topo_) != 0) return Status(ErrorCode::kIo, "hwloc_topology_load failed");
 
+  // The PUs this process may run on: its affinity mask (taskset,
+  // sched_setaffinity) within the cgroup's allowed cpuset. The load flag
+  // above does not restrict the topology on every system (it did not with
+  // hwloc 2.9 in a VM), so cores are filtered against the binding here.
+  hwloc_bitmap_t allowed = hwloc_bitmap_dup(hwloc_topology_get_allowed_cpuset(t.topo_));
+  if (synthetic.empty()) {
+    hwloc_bitmap_t bound = hwloc_bitmap_alloc();
+    if (hwloc_get_cpubind(t.topo_, bound, HWLOC_CPUBIND_PROCESS) == 0 && !hwloc_bitmap_iszero(bound))
+      hwloc_bitmap_and(allowed, allowed, bound);
+    hwloc_bitmap_free(bound);
+  }
+  hwloc_bitmap_t usable = hwloc_bitmap_alloc();
   const int ncores = hwloc_get_nbobjs_by_type(t.topo_, HWLOC_OBJ_CORE);
   for (int i = 0; i < ncores; ++i) {
     hwloc_obj_t core = hwloc_get_obj_by_type(t.topo_, HWLOC_OBJ_CORE, static_cast<unsigned>(i));
-    const int pu = hwloc_bitmap_first(core->cpuset);
+    hwloc_bitmap_and(usable, core->cpuset, allowed);
+    const int pu = hwloc_bitmap_first(usable);  // the core's first allowed hardware thread
     if (pu < 0) continue;
     t.cores_.push_back({static_cast<std::uint32_t>(t.cores_.size()), static_cast<std::uint32_t>(pu)});
   }
-  if (t.cores_.empty()) {
+  if (ncores == 0) {
     // Some virtual machines expose PUs without cores.
     const int npus = hwloc_get_nbobjs_by_type(t.topo_, HWLOC_OBJ_PU);
     for (int i = 0; i < npus; ++i) {
       hwloc_obj_t pu = hwloc_get_obj_by_type(t.topo_, HWLOC_OBJ_PU, static_cast<unsigned>(i));
-      t.cores_.push_back({static_cast<std::uint32_t>(i), pu->os_index});
+      if (!hwloc_bitmap_isset(allowed, pu->os_index)) continue;
+      t.cores_.push_back({static_cast<std::uint32_t>(t.cores_.size()), pu->os_index});
     }
   }
+  hwloc_bitmap_free(usable);
+  hwloc_bitmap_free(allowed);
   if (t.cores_.empty()) return Status(ErrorCode::kIo, "hwloc found no usable core");
   if (synthetic.empty()) t.quota_cpus_ = read_cgroup_quota();
   return t;

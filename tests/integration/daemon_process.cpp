@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -88,7 +89,9 @@ std::unique_ptr<DaemonProcess> DaemonProcess::start(const Options& options) {
 
   std::vector<std::string> args = {BEAT_BEATD_PATH,
                                    "--config",
-                                   BEAT_SOURCE_DIR "/config/beatd.toml",
+                                   options.config_path.empty()
+                                       ? std::string(BEAT_SOURCE_DIR "/config/beatd.toml")
+                                       : options.config_path,
                                    "--socket",
                                    d->socket_,
                                    "--segment-prefix",
@@ -105,6 +108,12 @@ std::unique_ptr<DaemonProcess> DaemonProcess::start(const Options& options) {
     return nullptr;
   }
   if (pid == 0) {
+    if (!options.cpus.empty()) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      for (int cpu : options.cpus) CPU_SET(cpu, &set);
+      if (::sched_setaffinity(0, sizeof(set), &set) != 0) ::_exit(126);
+    }
     const int log = ::open(d->log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (log >= 0) {
       ::dup2(log, STDERR_FILENO);

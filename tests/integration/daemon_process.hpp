@@ -27,6 +27,10 @@ class DaemonProcess {
     // so tests enable it only where they scrape it ("127.0.0.1:0").
     std::string metrics_address = "";
     std::vector<std::string> extra_args;  // appended after the defaults
+    // CPUs the daemon may run on (sched_setaffinity before exec); empty = all.
+    std::vector<int> cpus = {};
+    // Config file; empty = the repository's config/beatd.toml.
+    std::string config_path = "";
   };
 
   // Starts beatd and waits (up to 10 s) for its socket. Fails the current

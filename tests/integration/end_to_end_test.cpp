@@ -172,7 +172,7 @@ TEST(EndToEnd, ChecksumResultsEqualXxh3ComputedHere) {
 }
 
 TEST(EndToEnd, KernelsAndStatsDescribeTheDaemon) {
-  auto d = DaemonProcess::start({.workers = 2, .metrics_address = "", .extra_args = {}});
+  auto d = DaemonProcess::start({.workers = 2, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = ""});
   ASSERT_NE(d, nullptr);
   auto client = Client::connect({.socket_path = d->socket_path(), .name = "discovery"});
   ASSERT_TRUE(client) << client.status().message();
@@ -223,7 +223,7 @@ std::string http_get_metrics(int port) {
 
 TEST(EndToEnd, PrometheusScrapeCountsCompletedTasks) {
   test::ScopedWatchdog watchdog("EndToEnd.Metrics", 60);
-  auto d = DaemonProcess::start({.workers = 2, .metrics_address = "127.0.0.1:0", .extra_args = {}});
+  auto d = DaemonProcess::start({.workers = 2, .metrics_address = "127.0.0.1:0", .extra_args = {}, .cpus = {}, .config_path = ""});
   ASSERT_NE(d, nullptr);
   auto client = Client::connect({.socket_path = d->socket_path(), .name = "metrics"});
   ASSERT_TRUE(client);

@@ -141,7 +141,7 @@ TEST(Lifecycle, SigtermCompletesEveryAcceptedTaskAndCleansUp) {
 
 TEST(Lifecycle, FullSubmissionRingWouldBlockOrWaitsAndLosesNothing) {
   test::ScopedWatchdog watchdog("Lifecycle.RingFull", 60);
-  auto d = DaemonProcess::start({.workers = 1, .metrics_address = "", .extra_args = {}});
+  auto d = DaemonProcess::start({.workers = 1, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = ""});
   ASSERT_NE(d, nullptr);
   ClientOptions o{.socket_path = d->socket_path(), .name = "backpressure"};
   o.segment = {.sq_entries = 8, .cq_entries = 1024, .arena_bytes = 1 << 16};

@@ -1,0 +1,158 @@
+// daemon/config.hpp: every key parses, every bad value is refused with a
+// message naming the key and the value.
+#include "daemon/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace beat {
+namespace {
+
+std::string error_of(std::string_view toml) {
+  auto c = parse_config(toml, "test.toml");
+  EXPECT_FALSE(c) << "accepted: " << toml;
+  return c ? std::string() : c.status().message();
+}
+
+TEST(Config, EmptyFileGivesTheDocumentedDefaults) {
+  auto c = parse_config("", "empty.toml");
+  ASSERT_TRUE(c) << c.status().message();
+  const Config d;
+  EXPECT_EQ(c->socket, "/run/beat/beatd.sock");
+  EXPECT_EQ(c->socket_mode, 0660u);
+  EXPECT_EQ(c->segment_prefix, "beat");
+  EXPECT_EQ(c->max_clients, 32u);
+  EXPECT_EQ(c->log_level, "info");
+  EXPECT_EQ(c->shutdown_timeout_ms, 30000u);
+  EXPECT_EQ(c->worker_count, 0u);
+  EXPECT_EQ(c->idle_spin_us, 100u);
+  EXPECT_EQ(c->intake_batch, 64u);
+  EXPECT_TRUE(c->pin);
+  EXPECT_EQ(c->sq_entries_max, 65536u);
+  EXPECT_EQ(c->cq_entries_max, 131072u);
+  EXPECT_EQ(c->arena_bytes_max, 1ull << 30);
+  EXPECT_EQ(c->metrics_address, "127.0.0.1:9464");
+}
+
+TEST(Config, EveryKeyIsRead) {
+  auto c = parse_config(R"(
+[daemon]
+socket = "/tmp/x.sock"
+socket_mode = 0o600
+segment_prefix = "t-1"
+max_clients = 63
+log_level = "debug"
+shutdown_timeout_ms = 5
+[workers]
+count = 3
+idle_spin_us = 7
+intake_batch = 9
+pin = false
+[clients]
+sq_entries_max = 16
+cq_entries_max = 32
+arena_bytes_max = 8192
+[metrics]
+address = ""
+)",
+                        "full.toml");
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->socket, "/tmp/x.sock");
+  EXPECT_EQ(c->socket_mode, 0600u);
+  EXPECT_EQ(c->segment_prefix, "t-1");
+  EXPECT_EQ(c->max_clients, 63u);
+  EXPECT_EQ(c->log_level, "debug");
+  EXPECT_EQ(c->shutdown_timeout_ms, 5u);
+  EXPECT_EQ(c->worker_count, 3u);
+  EXPECT_EQ(c->idle_spin_us, 7u);
+  EXPECT_EQ(c->intake_batch, 9u);
+  EXPECT_FALSE(c->pin);
+  EXPECT_EQ(c->sq_entries_max, 16u);
+  EXPECT_EQ(c->cq_entries_max, 32u);
+  EXPECT_EQ(c->arena_bytes_max, 8192u);
+  EXPECT_EQ(c->metrics_address, "");
+}
+
+TEST(Config, ShippedDefaultFileParsesToTheDefaults) {
+  auto c = load_config_file(BEAT_SOURCE_DIR "/config/beatd.toml");
+  ASSERT_TRUE(c) << c.status().message();
+  const Config d;
+  EXPECT_EQ(c->socket, d.socket);
+  EXPECT_EQ(c->max_clients, d.max_clients);
+  EXPECT_EQ(c->idle_spin_us, d.idle_spin_us);
+  EXPECT_EQ(c->intake_batch, d.intake_batch);
+  EXPECT_EQ(c->metrics_address, d.metrics_address);
+  EXPECT_EQ(c->arena_bytes_max, d.arena_bytes_max);
+}
+
+TEST(Config, UnknownKeysAreNamedWithTheirSection) {
+  EXPECT_EQ(error_of("[workers]\ncuont = 1\n"), "test.toml: unknown key 'workers.cuont'");
+  EXPECT_EQ(error_of("colour = 1\n"), "test.toml: unknown key 'colour'");
+  EXPECT_EQ(error_of("[metrics]\nport = 1\n"), "test.toml: unknown key 'metrics.port'");
+}
+
+TEST(Config, WrongTypesNameKeyAndValue) {
+  EXPECT_EQ(error_of("[workers]\ncount = \"two\"\n"),
+            "test.toml: key 'workers.count' must be an integer, got \"two\"");
+  EXPECT_EQ(error_of("[workers]\npin = 1\n"), "test.toml: key 'workers.pin' must be true or false, got 1");
+  EXPECT_EQ(error_of("[daemon]\nsocket = 5\n"), "test.toml: key 'daemon.socket' must be a string, got 5");
+  EXPECT_EQ(error_of("workers = 3\n"), "test.toml: key 'workers' must be a table, got 3");
+  EXPECT_EQ(error_of("[workers]\ncount = 1.5\n"),
+            "test.toml: key 'workers.count' must be an integer, got 1.5");
+}
+
+TEST(Config, OutOfRangeValuesNameTheRange) {
+  EXPECT_EQ(error_of("[daemon]\nmax_clients = 64\n"),
+            "test.toml: key 'daemon.max_clients' is 64, must be in [1, 63]");
+  EXPECT_EQ(error_of("[workers]\nidle_spin_us = -1\n"),
+            "test.toml: key 'workers.idle_spin_us' is -1, must be in [0, 1000000]");
+  EXPECT_EQ(error_of("[workers]\nintake_batch = 0\n"),
+            "test.toml: key 'workers.intake_batch' is 0, must be in [1, 4096]");
+  EXPECT_EQ(error_of("[clients]\nsq_entries_max = 4\n"),
+            "test.toml: key 'clients.sq_entries_max' is 4, must be in [8, 1048576]");
+  EXPECT_EQ(error_of("[clients]\ncq_entries_max = 100\n"),
+            "test.toml: key 'clients.cq_entries_max' is 100: must be a power of two");
+  EXPECT_EQ(error_of("[daemon]\nsocket_mode = 0o1777\n"),
+            "test.toml: key 'daemon.socket_mode' is 1023, must be in [0, 511]");
+}
+
+TEST(Config, StringValuesAreChecked) {
+  EXPECT_EQ(error_of("[daemon]\nlog_level = \"loud\"\n"),
+            "test.toml: key 'daemon.log_level' is \"loud\": must be one of trace, debug, info, "
+            "warn, error, critical, off");
+  EXPECT_EQ(error_of("[daemon]\nsegment_prefix = \"a/b\"\n"),
+            "test.toml: key 'daemon.segment_prefix' is \"a/b\": only letters, digits, '-' and '_' "
+            "are allowed");
+  EXPECT_EQ(error_of("[daemon]\nsocket = \"\"\n"),
+            "test.toml: key 'daemon.socket' is \"\": must be a non-empty path shorter than 108 bytes");
+  EXPECT_EQ(error_of("[metrics]\naddress = \"127.0.0.1:70000\"\n"),
+            "test.toml: key 'metrics.address' is \"127.0.0.1:70000\": port must be a number in [0, "
+            "65535]");
+}
+
+TEST(Config, SyntaxErrorsGiveLineAndColumn) {
+  const std::string e = error_of("[workers]\ncount = = 2\n");
+  EXPECT_EQ(e.rfind("test.toml:2:", 0), 0u) << e;
+}
+
+TEST(Config, MetricsAddressForms) {
+  EXPECT_TRUE(check_metrics_address("", "k"));
+  EXPECT_TRUE(check_metrics_address("127.0.0.1:0", "k"));
+  EXPECT_TRUE(check_metrics_address("[::1]:9464", "k"));
+  EXPECT_FALSE(check_metrics_address("localhost", "k"));
+  EXPECT_FALSE(check_metrics_address(":9464", "k"));
+  EXPECT_FALSE(check_metrics_address("h:", "k"));
+  EXPECT_FALSE(check_metrics_address("h:9x", "k"));
+  EXPECT_EQ(check_metrics_address("h:123456", "metrics.address").message(),
+            "key 'metrics.address' is \"h:123456\": port must be a number in [0, 65535]");
+}
+
+TEST(Config, MissingFileIsNamed) {
+  auto c = load_config_file("/nonexistent/beatd.toml");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.status().message(), "cannot read config file '/nonexistent/beatd.toml'");
+}
+
+}  // namespace
+}  // namespace beat
