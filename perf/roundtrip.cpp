@@ -80,6 +80,13 @@ class Daemon {
     const std::string prefix = "beatrt" + std::to_string(::getpid());
     pid_ = ::fork();
     if (pid_ == 0) {
+      // The bench pins itself to CPU 1 for the round trips; the daemon must
+      // not inherit that (beatd honours its affinity mask), or its worker
+      // would share the client's CPU and measure a same-CPU hand-off.
+      cpu_set_t all;
+      CPU_ZERO(&all);
+      for (long cpu = 0; cpu < ::sysconf(_SC_NPROCESSORS_ONLN) && cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &all);
+      ::sched_setaffinity(0, sizeof(all), &all);
       const int null = ::open("/dev/null", O_WRONLY);
       ::dup2(null, STDERR_FILENO);
       ::dup2(null, STDOUT_FILENO);
