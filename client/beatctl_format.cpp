@@ -119,10 +119,16 @@ void flatten(const pt::ptree& t, const std::string& prefix, std::string& out) {
   }
 }
 
+// STATS members that are always arrays. property_tree reads "[]" and ""
+// alike (an empty node), so an empty list is recognised by its name.
+bool is_stats_list(const std::string& key) { return key == "workers" || key == "clients"; }
+
 void render(const pt::ptree& t, int indent, std::string& out) {
   const std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
   for (const auto& [k, v] : t) {
-    if (v.empty()) {
+    if (v.empty() && v.data().empty() && is_stats_list(k)) {
+      out += pad + k + " (0)\n";
+    } else if (v.empty()) {
       out += pad + k + ": " + v.data() + "\n";
     } else if (is_array(v)) {
       out += pad + k + " (" + std::to_string(v.size()) + "):\n";
