@@ -114,7 +114,8 @@ int beat_kernel_id(beat_client* client, const char* name, uint32_t* out) {
 
 int beat_arena_alloc(beat_client* client, uint64_t bytes, uint64_t alignment, beat_block* out) {
   if (client == nullptr) return null_client("beat_arena_alloc");
-  if (out == nullptr) return fail(beat::ErrorCode::kInvalidArgument, "beat_arena_alloc: out is NULL");
+  if (out == nullptr)
+    return fail(beat::ErrorCode::kInvalidArgument, "beat_arena_alloc: out is NULL");
   try {
     auto block = client->client->allocate(bytes, alignment == 0 ? beat::kArenaGranule : alignment);
     if (!block) return fail(block.status());
@@ -129,7 +130,8 @@ int beat_arena_alloc(beat_client* client, uint64_t bytes, uint64_t alignment, be
 
 int beat_arena_free(beat_client* client, const beat_block* block) {
   if (client == nullptr) return null_client("beat_arena_free");
-  if (block == nullptr) return fail(beat::ErrorCode::kInvalidArgument, "beat_arena_free: block is NULL");
+  if (block == nullptr)
+    return fail(beat::ErrorCode::kInvalidArgument, "beat_arena_free: block is NULL");
   try {
     beat::ArenaBlock b{block->offset, block->length, static_cast<std::byte*>(block->data)};
     if (!client->client->release(b))
@@ -153,7 +155,8 @@ uint64_t beat_arena_bytes(beat_client* client) {
 int beat_submit(beat_client* client, const beat_task* tasks, size_t n, int nonblocking) {
   if (client == nullptr) return null_client("beat_submit");
   if (tasks == nullptr && n > 0)
-    return fail(beat::ErrorCode::kInvalidArgument, "beat_submit: tasks is NULL with n = " + std::to_string(n));
+    return fail(beat::ErrorCode::kInvalidArgument,
+                "beat_submit: tasks is NULL with n = " + std::to_string(n));
   try {
     const beat::Status s = client->client->submit_images(
         tasks, n, nonblocking != 0 ? beat::SubmitMode::kNonBlocking : beat::SubmitMode::kBlock);
@@ -163,8 +166,8 @@ int beat_submit(beat_client* client, const beat_task* tasks, size_t n, int nonbl
   }
 }
 
-int beat_wait(beat_client* client, beat_completion* out, size_t cap, size_t min,
-              int64_t timeout_ns, size_t* got) {
+int beat_wait(beat_client* client, beat_completion* out, size_t cap, size_t min, int64_t timeout_ns,
+              size_t* got) {
   if (got != nullptr) *got = 0;
   if (client == nullptr) return null_client("beat_wait");
   if (got == nullptr || (out == nullptr && cap > 0))
@@ -177,8 +180,8 @@ int beat_wait(beat_client* client, beat_completion* out, size_t cap, size_t min,
     // carries the whole wait, later ones take only what is ready.
     constexpr std::size_t kChunk = 256;
     beat::Completion buffer[kChunk];
-    const auto timeout = timeout_ns < 0 ? std::chrono::nanoseconds::max()
-                                        : std::chrono::nanoseconds(timeout_ns);
+    const auto timeout =
+        timeout_ns < 0 ? std::chrono::nanoseconds::max() : std::chrono::nanoseconds(timeout_ns);
     const auto deadline_free = timeout == std::chrono::nanoseconds::max();
     const auto start = std::chrono::steady_clock::now();
     std::size_t total = 0;
@@ -189,8 +192,7 @@ int beat_wait(beat_client* client, beat_completion* out, size_t cap, size_t min,
       if (need == 0) {
         n = client->client->poll({buffer, room});
       } else {
-        auto left = deadline_free ? timeout
-                                  : timeout - (std::chrono::steady_clock::now() - start);
+        auto left = deadline_free ? timeout : timeout - (std::chrono::steady_clock::now() - start);
         if (left < std::chrono::nanoseconds::zero()) left = std::chrono::nanoseconds::zero();
         auto r = client->client->wait({buffer, room}, need, left);
         if (!r) {

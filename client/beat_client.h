@@ -113,8 +113,8 @@ int beat_submit(beat_client* client, const beat_task* tasks, size_t n, int nonbl
  * set to how many were written, also on error. Returns BEAT_E_TIMED_OUT only
  * when none arrived, BEAT_E_SHUTTING_DOWN when the daemon is gone and none
  * are pending. */
-int beat_wait(beat_client* client, beat_completion* out, size_t cap, size_t min,
-              int64_t timeout_ns, size_t* got);
+int beat_wait(beat_client* client, beat_completion* out, size_t cap, size_t min, int64_t timeout_ns,
+              size_t* got);
 
 /* Reaps what is ready now, never blocks. */
 int beat_poll(beat_client* client, beat_completion* out, size_t cap, size_t* got);

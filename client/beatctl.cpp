@@ -9,6 +9,7 @@
 // Exit codes (scripts rely on them): 0 ok; 1 a task or verification failed;
 // 2 usage or connection error, with a message on stderr naming the socket
 // path or the bad argument. --json prints exactly one JSON document on stdout.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -16,8 +17,6 @@
 #include <exception>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "client/beatctl_bench.hpp"
 #include "client/beatctl_format.hpp"
@@ -159,8 +158,8 @@ int cmd_run(const std::string& socket_path, const RunOptions& o) {
   } else {
     std::printf("%s: status %s, detail %u, result %llu (0x%llx), %.1f us\n", o.kernel.c_str(),
                 std::string(to_string(c.status)).c_str(), c.detail,
-                static_cast<unsigned long long>(c.result), static_cast<unsigned long long>(c.result),
-                wall_us);
+                static_cast<unsigned long long>(c.result),
+                static_cast<unsigned long long>(c.result), wall_us);
   }
   return c.status == TaskStatus::kOk ? kExitOk : kExitFailure;
 }
@@ -172,7 +171,8 @@ int main_impl(int argc, char** argv) {
   // `beatctl kernels --socket P` works as well as `beatctl --socket P kernels`.
   app.fallthrough();
   std::string socket_path = default_socket_path();
-  app.add_option("--socket", socket_path, "beatd control socket ($BEAT_SOCKET or /run/beat/beatd.sock)")
+  app.add_option("--socket", socket_path,
+                 "beatd control socket ($BEAT_SOCKET or /run/beat/beatd.sock)")
       ->capture_default_str();
 
   bool status_json = false;
@@ -187,20 +187,26 @@ int main_impl(int argc, char** argv) {
   auto* bench = app.add_subcommand("bench", "load-generate, time and verify tasks");
   bench->add_option("--kernel", bench_options.kernel, "kernel name")->capture_default_str();
   bench->add_option("--tasks", bench_options.tasks, "total tasks")
-      ->capture_default_str()->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
   bench->add_option("--batch", bench_options.batch, "tasks per submit call")
-      ->capture_default_str()->check(CLI::Range(1u, kMaxRingEntries));
+      ->capture_default_str()
+      ->check(CLI::Range(1u, kMaxRingEntries));
   bench->add_option("--clients", bench_options.clients, "client processes")
-      ->capture_default_str()->check(CLI::Range(1u, 256u));
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
   bench->add_option("--threads", bench_options.threads, "submitter threads per client")
-      ->capture_default_str()->check(CLI::Range(1u, 256u));
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
   bench->add_option("--spin-ns", bench_options.spin_ns, "spin kernel: ns per task")
       ->capture_default_str();
   bench->add_option("--data-bytes", bench_options.data_bytes, "checksum kernel: bytes per task")
       ->capture_default_str();
-  bench->add_option("--stall-timeout-s", bench_options.stall_timeout_s,
-                    "fail when no task completes for this long")
-      ->capture_default_str()->check(CLI::Range(1u, 86400u));
+  bench
+      ->add_option("--stall-timeout-s", bench_options.stall_timeout_s,
+                   "fail when no task completes for this long")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
   bench->add_flag("--json", bench_options.json, "print one JSON line");
 
   RunOptions run_options;

@@ -94,7 +94,7 @@ struct ReadyMessage {
 struct ChildReport {
   std::uint32_t magic;
   std::uint32_t worker_count;
-  std::uint64_t completed;       // completions matched to a submitted task
+  std::uint64_t completed;  // completions matched to a submitted task
   std::uint64_t errors;
   std::int64_t finish_ns;        // steady clock, comparable across processes
   std::uint64_t max_latency_ns;  // exact, not sampled
@@ -266,7 +266,8 @@ class BenchProcess {
     switch (kind_) {
       case KernelKind::kNoop: return make_task(kernel_id_, tag, {tag});
       case KernelKind::kSpin: return make_task(kernel_id_, tag, {options_.spin_ns});
-      case KernelKind::kChecksum: return make_task(kernel_id_, tag, {tag}, blocks_[slot % blocks_.size()]);
+      case KernelKind::kChecksum:
+        return make_task(kernel_id_, tag, {tag}, blocks_[slot % blocks_.size()]);
       case KernelKind::kOther: break;
     }
     return make_task(kernel_id_, tag);
@@ -317,7 +318,8 @@ class BenchProcess {
         continue;
       }
       const std::uint64_t slot = thread_base_[t] + i;
-      const std::int64_t submitted = submitted_[slot].exchange(kCompleted, std::memory_order_relaxed);
+      const std::int64_t submitted =
+          submitted_[slot].exchange(kCompleted, std::memory_order_relaxed);
       if (submitted == kCompleted) {
         problem("tag " + std::to_string(tag) + " completed more than once");
         continue;
@@ -350,8 +352,8 @@ class BenchProcess {
 
   void verify(const Completion& c, std::uint64_t slot) {
     if (c.status != TaskStatus::kOk) {
-      problem("tag " + std::to_string(c.tag) + " failed: status " + std::string(to_string(c.status)) +
-              ", detail " + std::to_string(c.detail));
+      problem("tag " + std::to_string(c.tag) + " failed: status " +
+              std::string(to_string(c.status)) + ", detail " + std::to_string(c.detail));
       return;
     }
     switch (kind_) {
@@ -369,8 +371,8 @@ class BenchProcess {
         const ArenaBlock& b = blocks_[slot % blocks_.size()];
         const std::uint64_t want = XXH3_64bits_withSeed(b.data, b.length, c.tag);
         if (c.result != want)
-          problem("checksum tag " + std::to_string(c.tag) + " returned " + std::to_string(c.result) +
-                  ", expected " + std::to_string(want));
+          problem("checksum tag " + std::to_string(c.tag) + " returned " +
+                  std::to_string(c.result) + ", expected " + std::to_string(want));
         break;
       }
       case KernelKind::kOther: break;
@@ -434,7 +436,8 @@ int child_main(const BenchOptions& o, std::uint32_t client_index, std::uint64_t 
   co.segment.sq_entries = std::max<std::uint32_t>(co.segment.sq_entries, next_pow2(o.batch));
   co.segment.cq_entries = std::max<std::uint32_t>(
       co.segment.cq_entries, next_pow2(std::uint64_t{2} * o.batch * o.threads));
-  const std::uint64_t block_stride = align_up(std::max<std::uint64_t>(o.data_bytes, 1), kArenaGranule);
+  const std::uint64_t block_stride =
+      align_up(std::max<std::uint64_t>(o.data_bytes, 1), kArenaGranule);
   if (kind == KernelKind::kChecksum)
     co.segment.arena_bytes = std::min<std::uint64_t>(
         kMaxArenaBytes,
@@ -481,7 +484,8 @@ int child_main(const BenchOptions& o, std::uint32_t client_index, std::uint64_t 
 
   const ReadyMessage ready{kReadyMagic, 1};
   char go = 0;
-  const bool started = write_all(report_fd, &ready, sizeof(ready)) && read_all(go_fd, &go, 1) && go == 'g';
+  const bool started =
+      write_all(report_fd, &ready, sizeof(ready)) && read_all(go_fd, &go, 1) && go == 'g';
   if (!started) process.abort();
   start.count_down();
   for (auto& th : threads) th.join();
@@ -610,7 +614,8 @@ int run_bench(const BenchOptions& o) {
           r.sample_count <= kMaxSamplesPerChild) {
         const std::size_t old = samples.size();
         samples.resize(old + r.sample_count);
-        if (!read_all(report_fds[c], samples.data() + old, r.sample_count * sizeof(std::uint64_t))) {
+        if (!read_all(report_fds[c], samples.data() + old,
+                      r.sample_count * sizeof(std::uint64_t))) {
           samples.resize(old);
           reports_ok = false;
         }
@@ -633,7 +638,8 @@ int run_bench(const BenchOptions& o) {
     while (::waitpid(pids[c], &status, 0) < 0 && errno == EINTR) {
     }
     if (WIFSIGNALED(status)) {
-      std::fprintf(stderr, "beatctl bench: client %zu was killed by signal %d\n", c, WTERMSIG(status));
+      std::fprintf(stderr, "beatctl bench: client %zu was killed by signal %d\n", c,
+                   WTERMSIG(status));
       worst_exit = std::max(worst_exit, kExitFailure);
     } else if (WIFEXITED(status)) {
       worst_exit = std::max(worst_exit, WEXITSTATUS(status));

@@ -6,7 +6,6 @@
 
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <sstream>

@@ -20,10 +20,14 @@ std::string json_number(double v);
 class JsonObject {
  public:
   JsonObject& add(std::string_view key, std::string_view value);
-  JsonObject& add(std::string_view key, const char* value) { return add(key, std::string_view(value)); }
+  JsonObject& add(std::string_view key, const char* value) {
+    return add(key, std::string_view(value));
+  }
   JsonObject& add(std::string_view key, std::uint64_t value);
   JsonObject& add(std::string_view key, std::int64_t value);
-  JsonObject& add(std::string_view key, std::uint32_t value) { return add(key, std::uint64_t{value}); }
+  JsonObject& add(std::string_view key, std::uint32_t value) {
+    return add(key, std::uint64_t{value});
+  }
   JsonObject& add(std::string_view key, int value) { return add(key, std::int64_t{value}); }
   JsonObject& add(std::string_view key, double value);
   JsonObject& add(std::string_view key, bool value);

@@ -111,11 +111,11 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   if (!compute_layout(req.sq_entries, req.cq_entries, req.arena_bytes))
     return Status(ErrorCode::kInvalidArgument,
                   "segment request sq_entries=" + std::to_string(req.sq_entries) +
-                      " cq_entries=" + std::to_string(req.cq_entries) + " arena_bytes=" +
-                      std::to_string(req.arena_bytes) + " is invalid: ring sizes must be powers " +
-                      "of two in [" + std::to_string(kMinRingEntries) + ", " +
-                      std::to_string(kMaxRingEntries) + "], the arena at most " +
-                      std::to_string(kMaxArenaBytes) + " bytes");
+                      " cq_entries=" + std::to_string(req.cq_entries) +
+                      " arena_bytes=" + std::to_string(req.arena_bytes) +
+                      " is invalid: ring sizes must be powers " + "of two in [" +
+                      std::to_string(kMinRingEntries) + ", " + std::to_string(kMaxRingEntries) +
+                      "], the arena at most " + std::to_string(kMaxArenaBytes) + " bytes");
 
   auto control = ControlConnection::open(options.socket_path);
   if (!control) return control.status();
@@ -136,10 +136,10 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
     return s;
   };
   if (frame->payload.size() != sizeof(HelloReply))
-    return fail(Status(ErrorCode::kProtocol,
-                       "HELLO_OK from beatd at " + path + " has " +
-                           std::to_string(frame->payload.size()) + " bytes, expected " +
-                           std::to_string(sizeof(HelloReply))));
+    return fail(Status(ErrorCode::kProtocol, "HELLO_OK from beatd at " + path + " has " +
+                                                 std::to_string(frame->payload.size()) +
+                                                 " bytes, expected " +
+                                                 std::to_string(sizeof(HelloReply))));
   if (seg_fd < 0)
     return fail(Status(ErrorCode::kProtocol,
                        "HELLO_OK from beatd at " + path + " carried no segment descriptor"));
@@ -153,9 +153,9 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   if (!layout)
     return fail(Status(ErrorCode::kProtocol,
                        "HELLO_OK from beatd at " + path + " announces an invalid layout: " +
-                           "sq_entries=" + std::to_string(reply.sq_entries) + " cq_entries=" +
-                           std::to_string(reply.cq_entries) + " arena_bytes=" +
-                           std::to_string(reply.arena_bytes)));
+                           "sq_entries=" + std::to_string(reply.sq_entries) +
+                           " cq_entries=" + std::to_string(reply.cq_entries) +
+                           " arena_bytes=" + std::to_string(reply.arena_bytes)));
   if (reply.sq_offset != layout->sq_offset)
     return fail(layout_mismatch("sq_offset", reply.sq_offset, layout->sq_offset, path));
   if (reply.cq_offset != layout->cq_offset)
@@ -167,7 +167,7 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   if (reply.total_bytes != layout->total_bytes)
     return fail(layout_mismatch("total_bytes", reply.total_bytes, layout->total_bytes, path));
 
-  struct stat st{};
+  struct stat st {};
   if (::fstat(seg_fd, &st) != 0)
     return fail(Status(ErrorCode::kIo, std::string("fstat of the segment from beatd at ") + path +
                                            " failed: " + std::strerror(errno)));
@@ -175,7 +175,8 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
     return fail(Status(ErrorCode::kProtocol,
                        "segment from beatd at " + path + " is " + std::to_string(st.st_size) +
                            " bytes, its layout needs " + std::to_string(layout->total_bytes)));
-  void* mapping = ::mmap(nullptr, layout->total_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, seg_fd, 0);
+  void* mapping =
+      ::mmap(nullptr, layout->total_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, seg_fd, 0);
   const int map_errno = errno;
   ::close(seg_fd);  // the mapping keeps the segment alive
   if (mapping == MAP_FAILED)
@@ -189,13 +190,13 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   }
   if (header->client_id != reply.client_id) {
     ::munmap(mapping, layout->total_bytes);
-    return Status(ErrorCode::kProtocol,
-                  "segment from beatd at " + path + " belongs to client " +
-                      std::to_string(header->client_id) + ", HELLO_OK says " +
-                      std::to_string(reply.client_id));
+    return Status(ErrorCode::kProtocol, "segment from beatd at " + path + " belongs to client " +
+                                            std::to_string(header->client_id) + ", HELLO_OK says " +
+                                            std::to_string(reply.client_id));
   }
 
-  std::unique_ptr<Client> client(new Client(std::move(control.value()), mapping, *layout, options.spin));
+  std::unique_ptr<Client> client(
+      new Client(std::move(control.value()), mapping, *layout, options.spin));
   client->client_id_ = reply.client_id;
   client->worker_count_ = reply.worker_count;
   client->daemon_instance_ = reply.daemon_instance;
@@ -339,9 +340,9 @@ Status Client::publish(std::uint32_t start, const std::byte* images, std::uint32
   commit_in_order(h.sq.tail.value, nullptr, start, count);
   ring_doorbell(h.sq_bell, 1);
   if (cancel)
-    return Status(ErrorCode::kShuttingDown,
-                  "beatd at " + control_.socket_path() + " is draining: " +
-                      std::to_string(count) + " reserved tasks were cancelled");
+    return Status(ErrorCode::kShuttingDown, "beatd at " + control_.socket_path() +
+                                                " is draining: " + std::to_string(count) +
+                                                " reserved tasks were cancelled");
   return Status::ok();
 }
 
@@ -394,24 +395,22 @@ Status Client::submit_images(const void* descriptors, std::size_t count, SubmitM
   SegmentHeader& h = *view_.header;
   const std::uint32_t entries = view_.layout.sq_entries;
   if (mode == SubmitMode::kNonBlocking && count > entries)
-    return Status(ErrorCode::kInvalidArgument,
-                  "non-blocking batch of " + std::to_string(count) +
-                      " tasks exceeds the submission ring of " + std::to_string(entries) +
-                      " entries");
+    return Status(ErrorCode::kInvalidArgument, "non-blocking batch of " + std::to_string(count) +
+                                                   " tasks exceeds the submission ring of " +
+                                                   std::to_string(entries) + " entries");
 
   std::size_t done = 0;
   auto shutting_down = [&](const std::string& why) {
-    return Status(ErrorCode::kShuttingDown,
-                  why + "; " + std::to_string(done) + " of " + std::to_string(count) +
-                      " tasks were accepted");
+    return Status(ErrorCode::kShuttingDown, why + "; " + std::to_string(done) + " of " +
+                                                std::to_string(count) + " tasks were accepted");
   };
   while (done < count) {
-    if (draining())
-      return shutting_down("beatd at " + control_.socket_path() + " is draining");
+    if (draining()) return shutting_down("beatd at " + control_.socket_path() + " is draining");
     if (daemon_gone_.load(std::memory_order_relaxed))
       return shutting_down("beatd at " + control_.socket_path() + " is gone");
     std::uint32_t want = static_cast<std::uint32_t>(std::min<std::size_t>(count - done, entries));
-    std::optional<std::uint32_t> start = try_reserve_cached(h.sq.reserve.value, h.sq.head.value, sq_head_cache_, entries, want);
+    std::optional<std::uint32_t> start =
+        try_reserve_cached(h.sq.reserve.value, h.sq.head.value, sq_head_cache_, entries, want);
     if (!start) {
       if (mode == SubmitMode::kNonBlocking)
         return Status(ErrorCode::kWouldBlock,
@@ -423,7 +422,8 @@ Status Client::submit_images(const void* descriptors, std::size_t count, SubmitM
       const std::uint32_t free_now = free_sq_slots();
       if (free_now > 0 && free_now < want) {
         want = free_now;
-        start = try_reserve_cached(h.sq.reserve.value, h.sq.head.value, sq_head_cache_, entries, want);
+        start =
+            try_reserve_cached(h.sq.reserve.value, h.sq.head.value, sq_head_cache_, entries, want);
       }
       if (!start) {
         if (Status s = wait_for_sq_space(); !s) return shutting_down(s.message());
@@ -483,9 +483,9 @@ std::size_t Client::poll(std::span<Completion> out) noexcept {
 Result<std::size_t> Client::wait(std::span<Completion> out, std::size_t min_count,
                                  std::chrono::nanoseconds timeout) {
   if (min_count > out.size())
-    return Status(ErrorCode::kInvalidArgument,
-                  "wait for at least " + std::to_string(min_count) + " completions into a buffer of " +
-                      std::to_string(out.size()));
+    return Status(ErrorCode::kInvalidArgument, "wait for at least " + std::to_string(min_count) +
+                                                   " completions into a buffer of " +
+                                                   std::to_string(out.size()));
   // A timeout this long is "forever": adding it to now() would overflow.
   constexpr auto kForever = std::chrono::hours(24 * 365 * 100);
   const bool forever = timeout >= kForever;

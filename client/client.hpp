@@ -204,9 +204,9 @@ class Client {
   // Owned by whichever thread holds control_mutex_.
   std::mutex control_mutex_;
   ControlConnection control_;
-  std::vector<KernelListing> kernel_table_;                     // GUARDED_BY(control_mutex_)
-  std::unordered_map<std::string, std::uint32_t> kernel_ids_;   // GUARDED_BY(control_mutex_)
-  bool kernel_table_loaded_ = false;                            // GUARDED_BY(control_mutex_)
+  std::vector<KernelListing> kernel_table_;                    // GUARDED_BY(control_mutex_)
+  std::unordered_map<std::string, std::uint32_t> kernel_ids_;  // GUARDED_BY(control_mutex_)
+  bool kernel_table_loaded_ = false;                           // GUARDED_BY(control_mutex_)
 
   // Immutable after construction.
   void* mapping_;

@@ -65,9 +65,8 @@ Result<std::vector<KernelListing>> parse_kernel_listing(std::string_view text) {
       return Status(ErrorCode::kProtocol, "malformed KERNELS line " + std::to_string(line_no) +
                                               ": '" + std::string(line) + "'");
     }
-    k.name = std::string(line.substr(tab1 + 1, tab2 == std::string_view::npos
-                                                   ? std::string_view::npos
-                                                   : tab2 - tab1 - 1));
+    k.name = std::string(line.substr(
+        tab1 + 1, tab2 == std::string_view::npos ? std::string_view::npos : tab2 - tab1 - 1));
     if (tab2 != std::string_view::npos) k.description = std::string(line.substr(tab2 + 1));
     out.push_back(std::move(k));
   }
@@ -78,9 +77,9 @@ Result<ControlConnection> ControlConnection::open(const std::string& socket_path
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof(addr.sun_path))
-    return Status(ErrorCode::kInvalidArgument,
-                  "socket path '" + socket_path + "' must be 1 to " +
-                      std::to_string(sizeof(addr.sun_path) - 1) + " bytes long");
+    return Status(ErrorCode::kInvalidArgument, "socket path '" + socket_path + "' must be 1 to " +
+                                                   std::to_string(sizeof(addr.sun_path) - 1) +
+                                                   " bytes long");
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -130,16 +129,16 @@ Result<ReceivedFrame> ControlConnection::request(MessageType type,
                                                  std::span<const std::byte> payload,
                                                  MessageType expected) {
   if (Status s = send_frame(fd_, type, payload); !s)
-    return Status(s.code() == ErrorCode::kIo ? ErrorCode::kShuttingDown : s.code(),
-                  "sending " + describe(type) + " to beatd at " + socket_path_ + ": " +
-                      s.message());
+    return Status(
+        s.code() == ErrorCode::kIo ? ErrorCode::kShuttingDown : s.code(),
+        "sending " + describe(type) + " to beatd at " + socket_path_ + ": " + s.message());
   Result<ReceivedFrame> reply = recv_frame(fd_);
   if (!reply) {
     const Status& s = reply.status();
     const bool timed_out = s.code() == ErrorCode::kIo && (errno == EAGAIN || errno == EWOULDBLOCK);
     return Status(timed_out ? ErrorCode::kTimedOut : s.code(),
-                  "waiting for the reply to " + describe(type) + " from beatd at " +
-                      socket_path_ + ": " + s.message());
+                  "waiting for the reply to " + describe(type) + " from beatd at " + socket_path_ +
+                      ": " + s.message());
   }
   ReceivedFrame& f = reply.value();
   if (f.type == expected) return reply;
@@ -149,8 +148,8 @@ Result<ReceivedFrame> ControlConnection::request(MessageType type,
   }
   if (f.type == MessageType::kError) {
     const Status e = parse_error_payload(f.payload);
-    return Status(e.code(), "beatd at " + socket_path_ + " refused " + describe(type) + ": " +
-                                e.message());
+    return Status(e.code(),
+                  "beatd at " + socket_path_ + " refused " + describe(type) + ": " + e.message());
   }
   return Status(ErrorCode::kProtocol, "beatd at " + socket_path_ + " answered " + describe(type) +
                                           " with " + describe(f.type) + ", expected " +
@@ -161,8 +160,7 @@ Result<std::vector<KernelListing>> ControlConnection::kernels() {
   auto reply = request(MessageType::kKernels, {}, MessageType::kKernelsOk);
   if (!reply) return reply.status();
   const auto& p = reply->payload;
-  return parse_kernel_listing(
-      std::string_view(reinterpret_cast<const char*>(p.data()), p.size()));
+  return parse_kernel_listing(std::string_view(reinterpret_cast<const char*>(p.data()), p.size()));
 }
 
 Result<std::string> ControlConnection::stats_json() {

@@ -37,15 +37,19 @@ int main(int argc, char** argv) {
   std::string socket, metrics_address, segment_prefix, log_level;
   std::int64_t workers = -1, idle_spin_us = -1;
   bool check_only = false;
-  app.add_option("--config", config_path, "TOML configuration file (default: " BEAT_DEFAULT_CONFIG
-                                          " if it exists, else built-in defaults)");
+  app.add_option("--config", config_path,
+                 "TOML configuration file (default: " BEAT_DEFAULT_CONFIG
+                 " if it exists, else built-in defaults)");
   app.add_option("--socket", socket, "control socket path (daemon.socket)");
   app.add_option("--workers", workers, "worker threads, 0 = one per allowed core (workers.count)");
   app.add_option("--metrics-address", metrics_address,
                  "Prometheus exposer HOST:PORT, \"\" disables (metrics.address)");
-  app.add_option("--segment-prefix", segment_prefix, "shared-memory segment name prefix (daemon.segment_prefix)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off (daemon.log_level)");
-  app.add_option("--idle-spin-us", idle_spin_us, "spin before parking, microseconds (workers.idle_spin_us)");
+  app.add_option("--segment-prefix", segment_prefix,
+                 "shared-memory segment name prefix (daemon.segment_prefix)");
+  app.add_option("--log-level", log_level,
+                 "trace|debug|info|warn|error|critical|off (daemon.log_level)");
+  app.add_option("--idle-spin-us", idle_spin_us,
+                 "spin before parking, microseconds (workers.idle_spin_us)");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
   try {
     app.parse(argc, argv);
@@ -54,7 +58,8 @@ int main(int argc, char** argv) {
   }
 
   beat::Config config;
-  if (config_path.empty() && std::filesystem::exists(BEAT_DEFAULT_CONFIG)) config_path = BEAT_DEFAULT_CONFIG;
+  if (config_path.empty() && std::filesystem::exists(BEAT_DEFAULT_CONFIG))
+    config_path = BEAT_DEFAULT_CONFIG;
   if (!config_path.empty()) {
     auto loaded = beat::load_config_file(config_path);
     if (!loaded) return fail(loaded.status().message());
@@ -100,7 +105,8 @@ int main(int argc, char** argv) {
   beat::register_builtin_kernels(kernels);
 
   std::random_device rd;
-  const std::uint64_t instance = (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(::getpid());
+  const std::uint64_t instance =
+      (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(::getpid());
 
   beat::WorkerPool pool(config, kernels, *topology);
   boost::asio::io_context io;
@@ -113,12 +119,14 @@ int main(int argc, char** argv) {
     try {
       exposer = std::make_unique<prometheus::Exposer>(config.metrics_address);
     } catch (const std::exception& e) {
-      return fail("cannot serve metrics on metrics.address \"" + config.metrics_address + "\": " + e.what());
+      return fail("cannot serve metrics on metrics.address \"" + config.metrics_address +
+                  "\": " + e.what());
     }
     exposer->RegisterCollectable(metrics);
     const auto ports = exposer->GetListeningPorts();
     const std::string host = config.metrics_address.substr(0, config.metrics_address.rfind(':'));
-    const std::string endpoint = host + ":" + (ports.empty() ? std::string("?") : std::to_string(ports.front()));
+    const std::string endpoint =
+        host + ":" + (ports.empty() ? std::string("?") : std::to_string(ports.front()));
     server.set_metrics_endpoint(endpoint);
     spdlog::info("metrics on http://{}/metrics", endpoint);
   }

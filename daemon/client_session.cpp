@@ -7,12 +7,9 @@ namespace beat {
 
 namespace bip = boost::interprocess;
 
-Result<std::unique_ptr<ClientSession>> ClientSession::create(const std::string& segment_name,
-                                                             const SegmentLayout& layout,
-                                                             std::uint64_t daemon_instance,
-                                                             std::uint32_t client_id,
-                                                             const PeerCredentials& peer,
-                                                             std::string client_name) {
+Result<std::unique_ptr<ClientSession>> ClientSession::create(
+    const std::string& segment_name, const SegmentLayout& layout, std::uint64_t daemon_instance,
+    std::uint32_t client_id, const PeerCredentials& peer, std::string client_name) {
   std::unique_ptr<ClientSession> s(new ClientSession());
   s->client_name_ = std::move(client_name);
   s->peer_ = peer;
@@ -31,9 +28,8 @@ Result<std::unique_ptr<ClientSession>> ClientSession::create(const std::string& 
     s->region_.swap(region);
   } catch (const bip::interprocess_exception& e) {
     // The destructor below removes a half-created segment.
-    return Status(ErrorCode::kIo,
-                  "cannot create segment '" + segment_name + "' of " +
-                      std::to_string(layout.total_bytes) + " bytes: " + e.what());
+    return Status(ErrorCode::kIo, "cannot create segment '" + segment_name + "' of " +
+                                      std::to_string(layout.total_bytes) + " bytes: " + e.what());
   }
   s->view_ = SegmentView::over(s->region_.get_address(), layout);
   initialize_header(*s->view_.header, layout, daemon_instance, client_id);

@@ -45,12 +45,9 @@ class ClientSession {
  public:
   // Creates the segment /dev/shm/<name> with owner-only permissions (0600),
   // sizes and maps it, and initialises its header. Fails if it exists.
-  static Result<std::unique_ptr<ClientSession>> create(const std::string& segment_name,
-                                                       const SegmentLayout& layout,
-                                                       std::uint64_t daemon_instance,
-                                                       std::uint32_t client_id,
-                                                       const PeerCredentials& peer,
-                                                       std::string client_name);
+  static Result<std::unique_ptr<ClientSession>> create(
+      const std::string& segment_name, const SegmentLayout& layout, std::uint64_t daemon_instance,
+      std::uint32_t client_id, const PeerCredentials& peer, std::string client_name);
   ~ClientSession();  // unmaps and unlinks the segment
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
@@ -104,7 +101,8 @@ class ClientSession {
  public:
   // Tasks taken but not yet completed (display; exact when quiescent).
   std::uint32_t inflight() const noexcept {
-    return cq_taken_mirror_.load(std::memory_order_acquire) - cq_commit_.load(std::memory_order_acquire);
+    return cq_taken_mirror_.load(std::memory_order_acquire) -
+           cq_commit_.load(std::memory_order_acquire);
   }
 
  private:

@@ -1,8 +1,9 @@
 #include "daemon/config.hpp"
 
+#include <toml++/toml.h>
+
 #include <fstream>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "shared/protocol.hpp"
 #include "shared/ring.hpp"
@@ -80,8 +81,8 @@ Status check_known(const toml::table& t, std::string_view section,
     bool ok = false;
     for (auto name : known) ok = ok || k.str() == name;
     if (!ok) {
-      const std::string key =
-          section.empty() ? std::string(k.str()) : std::string(section) + "." + std::string(k.str());
+      const std::string key = section.empty() ? std::string(k.str())
+                                              : std::string(section) + "." + std::string(k.str());
       return Status(ErrorCode::kInvalidArgument,
                     std::string(origin) + ": unknown key '" + key + "'");
     }
@@ -100,8 +101,8 @@ const toml::table* section_of(const toml::table& root, std::string_view name, St
   return n->as_table();
 }
 
-#define BEAT_TRY(expr)                 \
-  do {                                 \
+#define BEAT_TRY(expr)                      \
+  do {                                      \
     if (Status s_ = (expr); !s_) return s_; \
   } while (0)
 
@@ -139,7 +140,8 @@ Status validate_config(const Config& c) {
                       "\": must be a non-empty path shorter than 108 bytes");
   if (c.segment_prefix.empty() || c.segment_prefix.size() > 32)
     return Status(ErrorCode::kInvalidArgument, "key 'daemon.segment_prefix' is \"" +
-                                                   c.segment_prefix + "\": must have 1 to 32 characters");
+                                                   c.segment_prefix +
+                                                   "\": must have 1 to 32 characters");
   for (char ch : c.segment_prefix)
     if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
           ch == '-' || ch == '_'))
@@ -196,8 +198,8 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
     BEAT_TRY(read_string(*t, "daemon", "segment_prefix", c.segment_prefix, origin));
     BEAT_TRY(read_int(*t, "daemon", "max_clients", 1, kMaxClientsLimit, c.max_clients, origin));
     BEAT_TRY(read_string(*t, "daemon", "log_level", c.log_level, origin));
-    BEAT_TRY(read_int(*t, "daemon", "shutdown_timeout_ms", 0, 3'600'000, c.shutdown_timeout_ms,
-                      origin));
+    BEAT_TRY(
+        read_int(*t, "daemon", "shutdown_timeout_ms", 0, 3'600'000, c.shutdown_timeout_ms, origin));
   }
   BEAT_TRY(err);
   if (const toml::table* t = section_of(root, "workers", err, origin)) {
@@ -231,8 +233,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
 
 Result<Config> load_config_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status(ErrorCode::kNotFound, "cannot read config file '" + path + "'");
+  if (!in) return Status(ErrorCode::kNotFound, "cannot read config file '" + path + "'");
   std::ostringstream text;
   text << in.rdbuf();
   return parse_config(text.str(), path);

@@ -131,10 +131,12 @@ Status ControlServer::listen() {
   boost::system::error_code ec;
   acceptor_.open(stream(), ec);
   if (!ec) acceptor_.bind(stream::endpoint(path), ec);
-  if (ec) return Status(ErrorCode::kIo, "cannot bind control socket '" + path + "': " + ec.message());
+  if (ec)
+    return Status(ErrorCode::kIo, "cannot bind control socket '" + path + "': " + ec.message());
   listening_ = true;
   if (::chmod(path.c_str(), config_.socket_mode) != 0)
-    return Status(ErrorCode::kIo, "cannot chmod control socket '" + path + "': " + std::strerror(errno));
+    return Status(ErrorCode::kIo,
+                  "cannot chmod control socket '" + path + "': " + std::strerror(errno));
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Status(ErrorCode::kIo, "cannot listen on '" + path + "': " + ec.message());
   return Status::ok();
@@ -184,19 +186,18 @@ void ControlServer::reload_config() {
     spdlog::info("SIGHUP: workers.idle_spin_us {} -> {}", config_.idle_spin_us, n.idle_spin_us);
     config_.idle_spin_us = n.idle_spin_us;
   }
-  const bool restart_needed = n.socket != config_.socket || n.socket_mode != config_.socket_mode ||
-                              n.segment_prefix != config_.segment_prefix ||
-                              n.max_clients != config_.max_clients ||
-                              n.worker_count != config_.worker_count ||
-                              n.intake_batch != config_.intake_batch || n.pin != config_.pin ||
-                              n.sq_entries_max != config_.sq_entries_max ||
-                              n.cq_entries_max != config_.cq_entries_max ||
-                              n.arena_bytes_max != config_.arena_bytes_max ||
-                              n.metrics_address != config_.metrics_address ||
-                              n.shutdown_timeout_ms != config_.shutdown_timeout_ms;
+  const bool restart_needed =
+      n.socket != config_.socket || n.socket_mode != config_.socket_mode ||
+      n.segment_prefix != config_.segment_prefix || n.max_clients != config_.max_clients ||
+      n.worker_count != config_.worker_count || n.intake_batch != config_.intake_batch ||
+      n.pin != config_.pin || n.sq_entries_max != config_.sq_entries_max ||
+      n.cq_entries_max != config_.cq_entries_max || n.arena_bytes_max != config_.arena_bytes_max ||
+      n.metrics_address != config_.metrics_address ||
+      n.shutdown_timeout_ms != config_.shutdown_timeout_ms;
   if (restart_needed)
-    spdlog::warn("SIGHUP: some changed keys take effect only after a restart "
-                 "(only daemon.log_level and workers.idle_spin_us reload live)");
+    spdlog::warn(
+        "SIGHUP: some changed keys take effect only after a restart "
+        "(only daemon.log_level and workers.idle_spin_us reload live)");
   sd_notify(0, "READY=1");
 }
 
@@ -266,9 +267,7 @@ void ControlServer::handle_frame(const ConnectionPtr& c) {
   const int fd = c->socket.native_handle();
   const auto type = static_cast<MessageType>(c->header.type);
   switch (type) {
-    case MessageType::kHello:
-      handle_hello(c);
-      return;
+    case MessageType::kHello: handle_hello(c); return;
     case MessageType::kKernels: {
       const std::string text = kernels_.listing();
       if (!send_frame(fd, MessageType::kKernelsOk, std::as_bytes(std::span(text))))
@@ -286,8 +285,8 @@ void ControlServer::handle_frame(const ConnectionPtr& c) {
       close_connection(c, "BYE");
       return;
     default:
-      reply_error(c, ErrorCode::kProtocol,
-                  "unknown message type " + std::to_string(c->header.type), true);
+      reply_error(c, ErrorCode::kProtocol, "unknown message type " + std::to_string(c->header.type),
+                  true);
       return;
   }
   read_header(c);
@@ -306,17 +305,21 @@ void ControlServer::handle_hello(const ConnectionPtr& c) {
                        "protocol version " + std::to_string(req.version) +
                            " not supported (beatd speaks " + std::to_string(kProtocolVersion) + ")",
                        true);
-  if (c->session) return reply_error(c, ErrorCode::kProtocol, "HELLO sent twice on one connection", true);
+  if (c->session)
+    return reply_error(c, ErrorCode::kProtocol, "HELLO sent twice on one connection", true);
   if (draining_) return reply_error(c, ErrorCode::kShuttingDown, "beatd is shutting down", true);
 
   const SegmentRequest defaults;
-  const std::uint32_t sq = clamp_entries(req.sq_entries, defaults.sq_entries, config_.sq_entries_max);
-  const std::uint32_t cq = clamp_entries(req.cq_entries, defaults.cq_entries, config_.cq_entries_max);
+  const std::uint32_t sq =
+      clamp_entries(req.sq_entries, defaults.sq_entries, config_.sq_entries_max);
+  const std::uint32_t cq =
+      clamp_entries(req.cq_entries, defaults.cq_entries, config_.cq_entries_max);
   std::uint64_t arena = req.arena_bytes == 0 ? defaults.arena_bytes : req.arena_bytes;
   if (arena > config_.arena_bytes_max) arena = config_.arena_bytes_max;
   const auto layout = compute_layout(sq, cq, arena);
   if (!layout)
-    return reply_error(c, ErrorCode::kInvalidArgument, "cannot lay out a segment for this HELLO", true);
+    return reply_error(c, ErrorCode::kInvalidArgument, "cannot lay out a segment for this HELLO",
+                       true);
 
   const std::uint32_t id = next_client_id_++;
   const std::string name = printable(read_fixed(req.client_name));
@@ -353,15 +356,16 @@ void ControlServer::handle_hello(const ConnectionPtr& c) {
       !s)
     return close_connection(c, "write error during HELLO");
   spdlog::info("client {} '{}' connected: pid {} uid {}, segment {} ({} SQ, {} CQ, {} arena bytes)",
-               id, name, c->peer.pid, c->peer.uid, segment, layout->sq_entries,
-               layout->cq_entries, layout->arena_bytes);
+               id, name, c->peer.pid, c->peer.uid, segment, layout->sq_entries, layout->cq_entries,
+               layout->arena_bytes);
   read_header(c);
 }
 
 void ControlServer::reply_error(const ConnectionPtr& c, ErrorCode code, const std::string& message,
                                 bool close) {
   spdlog::warn("client connection (pid {}): {}", c->peer.pid, message);
-  (void)send_frame(c->socket.native_handle(), MessageType::kError, make_error_payload(code, message));
+  (void)send_frame(c->socket.native_handle(), MessageType::kError,
+                   make_error_payload(code, message));
   if (close) close_connection(c, "protocol error");
 }
 
@@ -431,7 +435,8 @@ void ControlServer::begin_shutdown(const char* why) {
     return;
   }
   draining_ = true;
-  drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdown_timeout_ms);
+  drain_deadline_ =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdown_timeout_ms);
   sd_notify(0, "STOPPING=1\nSTATUS=draining");
   spdlog::info("{}: draining ({} clients connected)", why, connections_.size());
   boost::system::error_code ignored;
@@ -443,7 +448,8 @@ void ControlServer::begin_shutdown(const char* why) {
     // reserve, both seq_cst. A client reserving after our read sees
     // kDraining and cancels; everything below the reserve we read counts as
     // accepted and is run.
-    h.daemon_state.store(static_cast<std::uint32_t>(DaemonState::kDraining), std::memory_order_seq_cst);
+    h.daemon_state.store(static_cast<std::uint32_t>(DaemonState::kDraining),
+                         std::memory_order_seq_cst);
     const std::uint32_t reserved = h.sq.reserve.value.load(std::memory_order_seq_cst);
     c->session->drain_until_.store(reserved, std::memory_order_relaxed);
     // Wake client threads parked on a full SQ or an empty CQ so they notice.
@@ -509,8 +515,8 @@ std::string ControlServer::stats_json() const {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
   std::uint64_t total_run = 0, total_failed = 0;
   os << "{\"version\":\"" << BEAT_VERSION << "\",\"protocol\":" << kProtocolVersion
-     << ",\"pid\":" << ::getpid() << ",\"uptime_seconds\":" << uptime
-     << ",\"state\":\"" << (draining_ ? "draining" : "running") << "\""
+     << ",\"pid\":" << ::getpid() << ",\"uptime_seconds\":" << uptime << ",\"state\":\""
+     << (draining_ ? "draining" : "running") << "\""
      << ",\"socket\":\"" << json_escape(config_.socket) << "\""
      << ",\"metrics_endpoint\":\"" << json_escape(metrics_endpoint_) << "\""
      << ",\"parked_workers\":" << pool_.parked_workers() << ",\"workers\":[";
@@ -538,13 +544,13 @@ std::string ControlServer::stats_json() const {
     const ClientSession& s = *c->session;
     const SegmentHeader& h = *s.view().header;
     // Relaxed reads of client-written indices: a depth for display only.
-    const std::uint32_t sq_depth =
-        h.sq.tail.value.load(std::memory_order_relaxed) - s.sq_head_mirror_.load(std::memory_order_relaxed);
-    const std::uint32_t cq_depth =
-        s.cq_commit_.load(std::memory_order_relaxed) - h.cq.head.value.load(std::memory_order_relaxed);
+    const std::uint32_t sq_depth = h.sq.tail.value.load(std::memory_order_relaxed) -
+                                   s.sq_head_mirror_.load(std::memory_order_relaxed);
+    const std::uint32_t cq_depth = s.cq_commit_.load(std::memory_order_relaxed) -
+                                   h.cq.head.value.load(std::memory_order_relaxed);
     os << (first ? "" : ",") << "{\"id\":" << s.client_id() << ",\"name\":\""
-       << json_escape(s.client_name()) << "\",\"pid\":" << s.peer().pid << ",\"uid\":" << s.peer().uid
-       << ",\"segment\":\"" << json_escape(s.segment_name()) << "\""
+       << json_escape(s.client_name()) << "\",\"pid\":" << s.peer().pid
+       << ",\"uid\":" << s.peer().uid << ",\"segment\":\"" << json_escape(s.segment_name()) << "\""
        << ",\"sq_entries\":" << s.view().layout.sq_entries
        << ",\"cq_entries\":" << s.view().layout.cq_entries
        << ",\"arena_bytes\":" << s.view().layout.arena_bytes
@@ -555,8 +561,10 @@ std::string ControlServer::stats_json() const {
        << ",\"tasks_failed\":" << s.tasks_failed_.load(std::memory_order_relaxed) << "}";
     first = false;
   }
-  os << "],\"clients_connected\":" << (first ? 0 : std::count_if(connections_.begin(), connections_.end(),
-                                                                   [](const ConnectionPtr& c) { return c->session != nullptr; }))
+  os << "],\"clients_connected\":"
+     << (first ? 0
+               : std::count_if(connections_.begin(), connections_.end(),
+                               [](const ConnectionPtr& c) { return c->session != nullptr; }))
      << ",\"sessions_total\":" << sessions_total_ << ",\"tasks_completed\":" << total_run
      << ",\"tasks_failed\":" << total_failed << ",\"kernels\":" << kernels_.size() << "}";
   return os.str();

@@ -14,8 +14,12 @@
 // Thread-safety: every method runs on the io_context thread.
 #pragma once
 
-#include <utility>  // before Asio: Boost 1.74 + GCC 12 + C++20 needs std::exchange
+// clang-format off
+// <utility> before Asio: Boost 1.74's Asio with GCC 12 and C++20 uses
+// std::exchange without including it (TOOLCHAIN pitfall).
+#include <utility>
 #include <boost/asio.hpp>
+// clang-format on
 #include <chrono>
 #include <cstdint>
 #include <list>
@@ -46,7 +50,9 @@ class ControlServer {
   std::string stats_json() const;
   // Address the metrics exposer reports in STATS ("" when disabled).
   void set_metrics_endpoint(std::string endpoint) { metrics_endpoint_ = std::move(endpoint); }
-  std::uint32_t connected_clients() const noexcept { return static_cast<std::uint32_t>(connections_.size()); }
+  std::uint32_t connected_clients() const noexcept {
+    return static_cast<std::uint32_t>(connections_.size());
+  }
 
  private:
   struct Connection;

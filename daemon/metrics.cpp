@@ -35,10 +35,12 @@ prometheus::ClientMetric gauge(double value) {
 
 std::vector<prometheus::MetricFamily> PoolMetrics::Collect() const {
   using prometheus::MetricType;
-  auto completed = family("beat_tasks_completed_total",
-                          "Tasks run to completion (any status) by each worker.", MetricType::Counter);
-  auto failed = family("beat_tasks_failed_total",
-                       "Tasks that completed with a non-ok status, by worker.", MetricType::Counter);
+  auto completed =
+      family("beat_tasks_completed_total", "Tasks run to completion (any status) by each worker.",
+             MetricType::Counter);
+  auto failed =
+      family("beat_tasks_failed_total", "Tasks that completed with a non-ok status, by worker.",
+             MetricType::Counter);
   auto busy = family("beat_worker_busy_seconds_total",
                      "Seconds each worker spent running kernels and posting completions.",
                      MetricType::Counter);
@@ -53,8 +55,8 @@ std::vector<prometheus::MetricFamily> PoolMetrics::Collect() const {
         per_worker(i, static_cast<double>(c.tasks_failed.load(std::memory_order_relaxed)), true));
     busy.metric.push_back(
         per_worker(i, static_cast<double>(c.busy_ns.load(std::memory_order_relaxed)) * 1e-9, true));
-    parked.metric.push_back(
-        per_worker(i, static_cast<double>(c.parked_ns.load(std::memory_order_relaxed)) * 1e-9, true));
+    parked.metric.push_back(per_worker(
+        i, static_cast<double>(c.parked_ns.load(std::memory_order_relaxed)) * 1e-9, true));
     parks.metric.push_back(
         per_worker(i, static_cast<double>(c.parks.load(std::memory_order_relaxed)), true));
   }
@@ -62,7 +64,8 @@ std::vector<prometheus::MetricFamily> PoolMetrics::Collect() const {
   workers.metric.push_back(gauge(pool_.worker_count()));
   auto parked_now = family("beat_parked_workers", "Workers parked right now.", MetricType::Gauge);
   parked_now.metric.push_back(gauge(pool_.parked_workers()));
-  auto clients = family("beat_connected_clients", "Clients with a live session.", MetricType::Gauge);
+  auto clients =
+      family("beat_connected_clients", "Clients with a live session.", MetricType::Gauge);
   clients.metric.push_back(gauge(pool_.active_clients()));
   return {completed, failed, busy, parked, parks, workers, parked_now, clients};
 }

@@ -45,7 +45,8 @@ Result<Topology> Topology::load(const std::string& synthetic) {
     // Honour the process's affinity mask as well as cgroup cpusets.
     hwloc_topology_set_flags(t.topo_, HWLOC_TOPOLOGY_FLAG_RESTRICT_TO_CPUBINDING);
   }
-  if (hwloc_topology_load(t.topo_) != 0) return Status(ErrorCode::kIo, "hwloc_topology_load failed");
+  if (hwloc_topology_load(t.topo_) != 0)
+    return Status(ErrorCode::kIo, "hwloc_topology_load failed");
 
   // The PUs this process may run on: its affinity mask (taskset,
   // sched_setaffinity) within the cgroup's allowed cpuset. The load flag
@@ -54,7 +55,8 @@ Result<Topology> Topology::load(const std::string& synthetic) {
   hwloc_bitmap_t allowed = hwloc_bitmap_dup(hwloc_topology_get_allowed_cpuset(t.topo_));
   if (synthetic.empty()) {
     hwloc_bitmap_t bound = hwloc_bitmap_alloc();
-    if (hwloc_get_cpubind(t.topo_, bound, HWLOC_CPUBIND_PROCESS) == 0 && !hwloc_bitmap_iszero(bound))
+    if (hwloc_get_cpubind(t.topo_, bound, HWLOC_CPUBIND_PROCESS) == 0 &&
+        !hwloc_bitmap_iszero(bound))
       hwloc_bitmap_and(allowed, allowed, bound);
     hwloc_bitmap_free(bound);
   }
@@ -65,7 +67,8 @@ Result<Topology> Topology::load(const std::string& synthetic) {
     hwloc_bitmap_and(usable, core->cpuset, allowed);
     const int pu = hwloc_bitmap_first(usable);  // the core's first allowed hardware thread
     if (pu < 0) continue;
-    t.cores_.push_back({static_cast<std::uint32_t>(t.cores_.size()), static_cast<std::uint32_t>(pu)});
+    t.cores_.push_back(
+        {static_cast<std::uint32_t>(t.cores_.size()), static_cast<std::uint32_t>(pu)});
   }
   if (ncores == 0) {
     // Some virtual machines expose PUs without cores.
@@ -84,7 +87,9 @@ Result<Topology> Topology::load(const std::string& synthetic) {
 }
 
 Topology::Topology(Topology&& o) noexcept
-    : topo_(std::exchange(o.topo_, nullptr)), cores_(std::move(o.cores_)), quota_cpus_(o.quota_cpus_) {}
+    : topo_(std::exchange(o.topo_, nullptr)),
+      cores_(std::move(o.cores_)),
+      quota_cpus_(o.quota_cpus_) {}
 
 Topology& Topology::operator=(Topology&& o) noexcept {
   if (this != &o) {

@@ -31,7 +31,8 @@ static_assert(1 + 2 * kMaxClientsLimit <= kMaxFutexWaitItems,
 constexpr std::int64_t kFallbackParkNs = 2'000'000;
 
 inline std::uint64_t ns_between(Clock::time_point a, Clock::time_point b) {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
 }
 
 // Single-writer counter bump: the owner is the only writer, so a relaxed
@@ -47,13 +48,12 @@ struct WorkerPool::Worker {
   WorkerPool& pool;
   std::uint32_t index;
   WorkerCounters& counters;
-  std::uint32_t cursor = 0;  // round-robin position in the client table
+  std::uint32_t cursor = 0;             // round-robin position in the client table
   std::uint64_t announced_ = kOffline;  // last epoch stored in quiescent_[index]
   std::vector<TaskDescriptor> chunk;
   std::vector<CompletionEntry> pending;
 
-  Worker(WorkerPool& p, std::uint32_t i)
-      : pool(p), index(i), counters(p.counters_[i]) {
+  Worker(WorkerPool& p, std::uint32_t i) : pool(p), index(i), counters(p.counters_[i]) {
     chunk.resize(p.config_.intake_batch);
     pending.reserve(kCompletionFlushEvery);
   }
@@ -135,7 +135,8 @@ struct WorkerPool::Worker {
     // value is never ahead of the real head, so it can only understate the
     // credit: reload when it is short of what this chunk could use.
     std::uint32_t cq_used = s.cq_taken_ - s.cq_head_cache_;
-    const std::uint32_t want = avail < chunk.size() ? avail : static_cast<std::uint32_t>(chunk.size());
+    const std::uint32_t want =
+        avail < chunk.size() ? avail : static_cast<std::uint32_t>(chunk.size());
     if (cq_used > cq_entries || cq_entries - cq_used < want) {
       // SYNC POINT READ: cq.head — the client has copied out the entries
       // below it, so we may overwrite them (ring rule 3). The claim's
@@ -286,7 +287,7 @@ struct WorkerPool::Worker {
       // SYNC POINT WRITE: this entry (ring rule 5); pairs with the client's
       // acquire load of seq when it polls the slot instead of cq.tail.
       std::atomic_ref<std::uint64_t>(slot.seq).store(std::uint64_t{start + i} + 1,
-                                                      std::memory_order_release);
+                                                     std::memory_order_release);
     }
     // SYNC POINT WRITE: CQ entries [start, start+m), published via cq.tail.
     commit_in_order(s.cq_commit_, &h.cq.tail.value, start, m);
@@ -329,7 +330,9 @@ struct WorkerPool::Worker {
       // The words may belong to a session retired while we sleep: the wait
       // keys on the page, not our mapping, and retire_client wakes us.
       if (futex_wait_any(items, count, -1) == -2) {
-        struct timespec ts {0, kFallbackParkNs};
+        struct timespec ts {
+          0, kFallbackParkNs
+        };
         futex_wait(&pool.wake_seq_, items[0].expected, &ts);
       }
       announce_online();
@@ -344,7 +347,8 @@ struct WorkerPool::Worker {
       auto& flag = s->view().header->sq_bell.needs_wakeup;
       if (flag.load(std::memory_order_relaxed) == 0) continue;
       flag.store(0, std::memory_order_seq_cst);
-      if (pool.parked_.load(std::memory_order_seq_cst) > 0) flag.store(1, std::memory_order_seq_cst);
+      if (pool.parked_.load(std::memory_order_seq_cst) > 0)
+        flag.store(1, std::memory_order_seq_cst);
     }
   }
 
@@ -377,7 +381,8 @@ struct WorkerPool::Worker {
         idle_since = last_check;
         next_yield = last_check + kSpinYieldInterval;
       }
-      const auto spin = std::chrono::microseconds(pool.idle_spin_us_.load(std::memory_order_relaxed));
+      const auto spin =
+          std::chrono::microseconds(pool.idle_spin_us_.load(std::memory_order_relaxed));
       if (last_check - idle_since < spin) {
         // Spin politely (kSpinYieldInterval): a client thread sharing this
         // core must not wait a whole time slice for us to give it up.
@@ -397,13 +402,15 @@ struct WorkerPool::Worker {
   }
 };
 
-WorkerPool::WorkerPool(const Config& config, const KernelRegistry& kernels, const Topology& topology)
+WorkerPool::WorkerPool(const Config& config, const KernelRegistry& kernels,
+                       const Topology& topology)
     : config_(config),
       kernels_(kernels),
       topology_(topology),
       client_capacity_(config.max_clients),
       idle_spin_us_(config.idle_spin_us) {
-  const std::uint32_t n = config.worker_count != 0 ? config.worker_count : topology.default_worker_count();
+  const std::uint32_t n =
+      config.worker_count != 0 ? config.worker_count : topology.default_worker_count();
   const auto& cores = topology.cores();
   for (std::uint32_t i = 0; i < n; ++i) {
     const CoreSlot& slot = cores[i % cores.size()];
@@ -412,7 +419,8 @@ WorkerPool::WorkerPool(const Config& config, const KernelRegistry& kernels, cons
   counters_ = std::make_unique<WorkerCounters[]>(n);
   quiescent_ = std::make_unique<EpochSlot[]>(n);
   clients_ = std::make_unique<std::atomic<ClientSession*>[]>(client_capacity_);
-  for (std::uint32_t i = 0; i < client_capacity_; ++i) clients_[i].store(nullptr, std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < client_capacity_; ++i)
+    clients_[i].store(nullptr, std::memory_order_relaxed);
 }
 
 WorkerPool::~WorkerPool() { stop(); }

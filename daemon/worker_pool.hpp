@@ -48,8 +48,8 @@ struct alignas(kCacheLine) WorkerCounters {
 
 struct WorkerInfo {
   std::uint32_t index;
-  std::uint32_t core;    // logical core index
-  std::uint32_t os_pu;   // OS index of the PU it is pinned to
+  std::uint32_t core;   // logical core index
+  std::uint32_t os_pu;  // OS index of the PU it is pinned to
   bool pinned;
 };
 
@@ -82,9 +82,7 @@ class WorkerPool {
   std::uint32_t worker_count() const noexcept { return static_cast<std::uint32_t>(infos_.size()); }
   const std::vector<WorkerInfo>& workers() const noexcept { return infos_; }
   const WorkerCounters& counters(std::uint32_t worker) const noexcept { return counters_[worker]; }
-  std::uint32_t parked_workers() const noexcept {
-    return parked_.load(std::memory_order_relaxed);
-  }
+  std::uint32_t parked_workers() const noexcept { return parked_.load(std::memory_order_relaxed); }
   // Sessions published to the workers. Any thread (metrics scrape).
   std::uint32_t active_clients() const noexcept {
     return active_clients_.load(std::memory_order_relaxed);
@@ -113,8 +111,8 @@ class WorkerPool {
   struct alignas(kCacheLine) EpochSlot {
     std::atomic<std::uint64_t> value{kOffline};
   };
-  std::unique_ptr<EpochSlot[]> quiescent_;                    // per worker
-  alignas(kCacheLine) std::atomic<std::uint64_t> epoch_{1};   // control thread bumps
+  std::unique_ptr<EpochSlot[]> quiescent_;                      // per worker
+  alignas(kCacheLine) std::atomic<std::uint64_t> epoch_{1};     // control thread bumps
   alignas(kCacheLine) std::atomic<std::uint32_t> wake_seq_{0};  // private futex word
   alignas(kCacheLine) std::atomic<std::uint32_t> parked_{0};
   std::atomic<bool> stop_{false};

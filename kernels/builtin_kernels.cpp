@@ -30,8 +30,8 @@ KernelResult spin_kernel(TaskContext&, KernelArgs args, ArenaView) {
   const auto until = start + std::chrono::nanoseconds(args[0]);
   auto now = start;
   while (now < until) now = Clock::now();
-  return KernelResult::ok(
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count()));
+  return KernelResult::ok(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count()));
 }
 
 KernelResult checksum_kernel(TaskContext&, KernelArgs args, ArenaView data) {

@@ -101,7 +101,8 @@ void pin_self(std::optional<int> cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(*cpu, &set);
-  if (sched_setaffinity(0, sizeof(set), &set) != 0) die("sched_setaffinity to CPU " + std::to_string(*cpu));
+  if (sched_setaffinity(0, sizeof(set), &set) != 0)
+    die("sched_setaffinity to CPU " + std::to_string(*cpu));
 }
 
 void restore_affinity(const Placement& p) {
@@ -352,7 +353,8 @@ int main(int argc, char** argv) {
   if (!placement.pinned())
     std::fprintf(stderr, "beat-ipc-floor: fewer than 2 CPUs allowed; running unpinned\n");
   try {
-    if (selected("cacheline_pingpong")) cacheline_pingpong(count(kDefaultSpinIterations), placement);
+    if (selected("cacheline_pingpong"))
+      cacheline_pingpong(count(kDefaultSpinIterations), placement);
     if (selected("uds_pingpong")) uds_pingpong(count(kDefaultSyscallIterations), placement);
     if (selected("futex_pingpong")) futex_pingpong(count(kDefaultSyscallIterations), placement);
   } catch (const std::exception& e) {

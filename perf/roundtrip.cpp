@@ -76,7 +76,8 @@ std::map<std::string, double>& results() {
 class Daemon {
  public:
   Daemon(const std::string& beatd, unsigned workers, unsigned idle_spin_us) {
-    socket_ = "/tmp/beat-rt-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".sock";
+    socket_ =
+        "/tmp/beat-rt-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".sock";
     const std::string prefix = "beatrt" + std::to_string(::getpid());
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -85,7 +86,8 @@ class Daemon {
       // would share the client's CPU and measure a same-CPU hand-off.
       cpu_set_t all;
       CPU_ZERO(&all);
-      for (long cpu = 0; cpu < ::sysconf(_SC_NPROCESSORS_ONLN) && cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &all);
+      for (long cpu = 0; cpu < ::sysconf(_SC_NPROCESSORS_ONLN) && cpu < CPU_SETSIZE; ++cpu)
+        CPU_SET(cpu, &all);
       ::sched_setaffinity(0, sizeof(all), &all);
       const int null = ::open("/dev/null", O_WRONLY);
       ::dup2(null, STDERR_FILENO);
@@ -124,7 +126,8 @@ class Daemon {
   pid_t pid_ = -1;
 };
 
-std::unique_ptr<beat::Client> connect_or_die(const std::string& socket, std::chrono::microseconds spin) {
+std::unique_ptr<beat::Client> connect_or_die(const std::string& socket,
+                                             std::chrono::microseconds spin) {
   beat::ClientOptions o;
   o.socket_path = socket;
   o.name = "roundtrip-bench";
@@ -157,11 +160,13 @@ void roundtrip(const std::string& beatd, const char* mode, unsigned idle_spin_us
       std::fprintf(stderr, "round trip %llu went wrong\n", static_cast<unsigned long long>(i));
       std::exit(1);
     }
-    if (i >= warmup) samples.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    if (i >= warmup)
+      samples.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
   }
   const Percentiles p = percentiles(samples);
   std::printf(
-      "{\"bench\":\"beat_roundtrip\",\"mode\":\"%s\",\"round_trips\":%zu,\"p50_ns\":%.0f,\"p99_ns\":%.0f,"
+      "{\"bench\":\"beat_roundtrip\",\"mode\":\"%s\",\"round_trips\":%zu,\"p50_ns\":%.0f,\"p99_"
+      "ns\":%.0f,"
       "\"mean_ns\":%.0f}\n",
       mode, samples.size(), p.p50, p.p99, p.mean);
   std::fflush(stdout);
@@ -183,8 +188,10 @@ void throughput(const std::string& beatd, unsigned workers, std::uint64_t tasks)
   const auto t0 = Clock::now();
   while (reaped < tasks) {
     while (submitted < tasks && submitted - reaped + kBatch <= window) {
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kBatch, tasks - submitted));
-      for (std::size_t k = 0; k < n; ++k) batch[k] = beat::make_task(noop, submitted + k, {submitted + k});
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(kBatch, tasks - submitted));
+      for (std::size_t k = 0; k < n; ++k)
+        batch[k] = beat::make_task(noop, submitted + k, {submitted + k});
       if (!c->submit({batch.data(), n})) std::exit(1);
       submitted += n;
     }
@@ -196,7 +203,8 @@ void throughput(const std::string& beatd, unsigned workers, std::uint64_t tasks)
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   const double rate = static_cast<double>(tasks) / seconds;
   std::printf(
-      "{\"bench\":\"beat_throughput\",\"kernel\":\"noop\",\"workers\":%u,\"batch\":%zu,\"client_threads\":1,"
+      "{\"bench\":\"beat_throughput\",\"kernel\":\"noop\",\"workers\":%u,\"batch\":%zu,\"client_"
+      "threads\":1,"
       "\"tasks\":%llu,\"seconds\":%.4f,\"tasks_per_second\":%.0f,\"errors\":%llu}\n",
       workers, kBatch, static_cast<unsigned long long>(tasks), seconds, rate,
       static_cast<unsigned long long>(bad));
@@ -216,7 +224,8 @@ long cpu_ticks(pid_t pid) {
   if (p == nullptr) return -1;
   long utime = 0, stime = 0;
   // After ") " come fields 3.. ; skip 11 of them to reach utime (14).
-  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) !=
+      2)
     return -1;
   return utime + stime;
 }

@@ -58,8 +58,7 @@ Status send_frame(int socket_fd, MessageType type, std::span<const std::byte> pa
                       std::to_string(kMaxFramePayload));
   FrameHeader h{kFrameMagic, static_cast<std::uint32_t>(type),
                 static_cast<std::uint32_t>(payload.size()), 0};
-  iovec iov[2] = {{&h, sizeof(h)},
-                  {const_cast<std::byte*>(payload.data()), payload.size()}};
+  iovec iov[2] = {{&h, sizeof(h)}, {const_cast<std::byte*>(payload.data()), payload.size()}};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr msg{};
   msg.msg_iov = iov;
@@ -120,9 +119,8 @@ Result<ReceivedFrame> recv_frame(int socket_fd) {
   }
   if (h.length > kMaxFramePayload) {
     if (f.fd >= 0) ::close(f.fd);
-    return Status(ErrorCode::kProtocol,
-                  "frame length " + std::to_string(h.length) + " exceeds " +
-                      std::to_string(kMaxFramePayload));
+    return Status(ErrorCode::kProtocol, "frame length " + std::to_string(h.length) + " exceeds " +
+                                            std::to_string(kMaxFramePayload));
   }
   f.type = static_cast<MessageType>(h.type);
   f.payload.resize(h.length);
@@ -145,9 +143,9 @@ std::vector<std::byte> make_error_payload(ErrorCode code, std::string_view messa
 
 Status parse_error_payload(std::span<const std::byte> payload) {
   if (payload.size() != sizeof(ErrorReply))
-    return Status(ErrorCode::kProtocol,
-                  "ERROR frame of " + std::to_string(payload.size()) + " bytes, expected " +
-                      std::to_string(sizeof(ErrorReply)));
+    return Status(ErrorCode::kProtocol, "ERROR frame of " + std::to_string(payload.size()) +
+                                            " bytes, expected " +
+                                            std::to_string(sizeof(ErrorReply)));
   ErrorReply e;
   std::memcpy(&e, payload.data(), sizeof(e));
   auto code = static_cast<ErrorCode>(e.code);

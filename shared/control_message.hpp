@@ -57,11 +57,11 @@ inline constexpr std::size_t kSegmentNameBytes = 64;
 inline constexpr std::size_t kErrorMessageBytes = 256;
 
 struct HelloRequest {
-  std::uint32_t version;      // kProtocolVersion
-  std::uint32_t sq_entries;   // power of two; the daemon may clamp
-  std::uint32_t cq_entries;   // power of two; the daemon may clamp
+  std::uint32_t version;     // kProtocolVersion
+  std::uint32_t sq_entries;  // power of two; the daemon may clamp
+  std::uint32_t cq_entries;  // power of two; the daemon may clamp
   std::uint32_t reserved;
-  std::uint64_t arena_bytes;  // the daemon may clamp
+  std::uint64_t arena_bytes;           // the daemon may clamp
   char client_name[kClientNameBytes];  // NUL-padded, printable; for logs and STATS
 };
 static_assert(sizeof(HelloRequest) == 56);

@@ -10,7 +10,8 @@
 //     s = seq.load(acquire);  if (work visible) { clear; return; }
 //     futex_wait(&seq, s);
 // Notifier, after publishing its ring index:
-//     fence(seq_cst);  if (needs_wakeup.load(relaxed)) { seq.fetch_add(1, release); futex_wake(&seq); }
+//     fence(seq_cst);  if (needs_wakeup.load(relaxed)) { seq.fetch_add(1, release);
+//     futex_wake(&seq); }
 // The two seq_cst fences make it impossible for the waiter to miss the
 // published index *and* the notifier to miss the flag (store-buffer
 // litmus). A notifier that bumps seq between the waiter's load of seq and

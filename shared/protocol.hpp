@@ -51,13 +51,13 @@ inline constexpr std::uint32_t kKnownTaskFlags = kTaskFlagUsesData | kTaskFlagCa
 inline constexpr std::size_t kInlineArgs = 3;
 
 struct TaskDescriptor {
-  std::uint64_t tag;          // caller's cookie, echoed in the completion
-  std::uint32_t kernel_id;    // from the daemon's kernel registry (KERNELS)
-  std::uint32_t flags;        // TaskFlags
-  std::uint64_t data_offset;  // byte offset into the client's arena
-  std::uint64_t data_length;  // bytes
+  std::uint64_t tag;                // caller's cookie, echoed in the completion
+  std::uint32_t kernel_id;          // from the daemon's kernel registry (KERNELS)
+  std::uint32_t flags;              // TaskFlags
+  std::uint64_t data_offset;        // byte offset into the client's arena
+  std::uint64_t data_length;        // bytes
   std::uint64_t args[kInlineArgs];  // kernel-specific inline arguments
-  std::uint64_t fingerprint;  // reserved for batch formation; ignored by the v1 daemon
+  std::uint64_t fingerprint;        // reserved for batch formation; ignored by the v1 daemon
 };
 static_assert(std::is_standard_layout_v<TaskDescriptor>);
 static_assert(std::is_trivially_copyable_v<TaskDescriptor>);
@@ -69,12 +69,12 @@ static_assert(sizeof(TaskDescriptor) == 64, "a descriptor is exactly one cache l
 
 enum class TaskStatus : std::uint32_t {
   kOk = 0,
-  kKernelError = 1,     // the kernel ran and reported failure; `detail` is its code
-  kInvalidKernel = 2,   // kernel_id is not registered
-  kInvalidRange = 3,    // data range outside the arena, or overflowing
-  kInvalidFlags = 4,    // unknown flag bits, or data fields without kTaskFlagUsesData
-  kInvalidArgs = 5,     // the kernel refused its inline arguments; `detail` names which
-  kDropped = 6,         // the client's session ended before the task ran
+  kKernelError = 1,    // the kernel ran and reported failure; `detail` is its code
+  kInvalidKernel = 2,  // kernel_id is not registered
+  kInvalidRange = 3,   // data range outside the arena, or overflowing
+  kInvalidFlags = 4,   // unknown flag bits, or data fields without kTaskFlagUsesData
+  kInvalidArgs = 5,    // the kernel refused its inline arguments; `detail` names which
+  kDropped = 6,        // the client's session ended before the task ran
 };
 
 struct CompletionEntry {

@@ -118,10 +118,9 @@ inline constexpr int kCommitSpinsBeforeYield = 256;
 // memory; `head` is the consumer's published head.
 // Returns the first reserved index, or nullopt when fewer than n slots are free.
 // Thread-safety: any number of producers concurrently.
-[[nodiscard]] inline std::optional<std::uint32_t> try_reserve(std::atomic<std::uint32_t>& reserve,
-                                                              const std::atomic<std::uint32_t>& head,
-                                                              std::uint32_t entries,
-                                                              std::uint32_t n) noexcept {
+[[nodiscard]] inline std::optional<std::uint32_t> try_reserve(
+    std::atomic<std::uint32_t>& reserve, const std::atomic<std::uint32_t>& head,
+    std::uint32_t entries, std::uint32_t n) noexcept {
   // Relaxed: the CAS below validates the value we computed from.
   std::uint32_t start = reserve.load(std::memory_order_relaxed);
   for (;;) {

@@ -52,7 +52,8 @@ void initialize_header(SegmentHeader& h, const SegmentLayout& l, std::uint64_t d
     bell->needs_wakeup.store(0, std::memory_order_relaxed);
     bell->seq.store(0, std::memory_order_relaxed);
   }
-  h.daemon_state.store(static_cast<std::uint32_t>(DaemonState::kRunning), std::memory_order_relaxed);
+  h.daemon_state.store(static_cast<std::uint32_t>(DaemonState::kRunning),
+                       std::memory_order_relaxed);
 }
 
 }  // namespace beat

@@ -43,11 +43,11 @@ enum class DaemonState : std::uint32_t {
 
 struct SegmentHeader {
   // ---- identity: written once by the daemon before the client maps it ----
-  std::uint64_t magic;            // kSegmentMagic
-  std::uint32_t version;          // kProtocolVersion
-  std::uint32_t header_bytes;     // kSegmentHeaderBytes
-  std::uint32_t sq_entries;       // power of two
-  std::uint32_t cq_entries;       // power of two
+  std::uint64_t magic;         // kSegmentMagic
+  std::uint32_t version;       // kProtocolVersion
+  std::uint32_t header_bytes;  // kSegmentHeaderBytes
+  std::uint32_t sq_entries;    // power of two
+  std::uint32_t cq_entries;    // power of two
   std::uint64_t sq_offset;
   std::uint64_t cq_offset;
   std::uint64_t arena_offset;
@@ -122,7 +122,8 @@ constexpr std::optional<SegmentLayout> compute_layout(std::uint32_t sq_entries,
   l.sq_entries = sq_entries;
   l.cq_entries = cq_entries;
   l.sq_offset = kSegmentHeaderBytes;
-  l.cq_offset = align_up(l.sq_offset + std::uint64_t{sq_entries} * sizeof(TaskDescriptor), kPageBytes);
+  l.cq_offset =
+      align_up(l.sq_offset + std::uint64_t{sq_entries} * sizeof(TaskDescriptor), kPageBytes);
   l.arena_offset =
       align_up(l.cq_offset + std::uint64_t{cq_entries} * sizeof(CompletionEntry), kPageBytes);
   l.arena_bytes = align_up(arena_bytes, kPageBytes);

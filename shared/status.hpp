@@ -12,14 +12,14 @@ namespace beat {
 
 enum class ErrorCode : int {
   kOk = 0,
-  kInvalidArgument = 1,   // caller passed a bad value
-  kWouldBlock = 2,        // non-blocking call found no room / nothing ready
+  kInvalidArgument = 1,  // caller passed a bad value
+  kWouldBlock = 2,       // non-blocking call found no room / nothing ready
   kTimedOut = 3,
-  kShuttingDown = 4,      // daemon draining or gone
-  kProtocol = 5,          // peer spoke something we do not understand
-  kIo = 6,                // a syscall failed; message carries errno text
-  kNotFound = 7,          // unknown kernel name, ...
-  kResourceExhausted = 8, // arena full, too many clients, ...
+  kShuttingDown = 4,       // daemon draining or gone
+  kProtocol = 5,           // peer spoke something we do not understand
+  kIo = 6,                 // a syscall failed; message carries errno text
+  kNotFound = 7,           // unknown kernel name, ...
+  kResourceExhausted = 8,  // arena full, too many clients, ...
   kPermissionDenied = 9,
 };
 
@@ -42,8 +42,10 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}                   // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) { assert(!std::get<Status>(v_).is_ok()); }  // NOLINT
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {
+    assert(!std::get<Status>(v_).is_ok());
+  }  // NOLINT
 
   bool is_ok() const noexcept { return std::holds_alternative<T>(v_); }
   explicit operator bool() const noexcept { return is_ok(); }

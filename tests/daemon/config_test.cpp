@@ -95,8 +95,10 @@ TEST(Config, UnknownKeysAreNamedWithTheirSection) {
 TEST(Config, WrongTypesNameKeyAndValue) {
   EXPECT_EQ(error_of("[workers]\ncount = \"two\"\n"),
             "test.toml: key 'workers.count' must be an integer, got \"two\"");
-  EXPECT_EQ(error_of("[workers]\npin = 1\n"), "test.toml: key 'workers.pin' must be true or false, got 1");
-  EXPECT_EQ(error_of("[daemon]\nsocket = 5\n"), "test.toml: key 'daemon.socket' must be a string, got 5");
+  EXPECT_EQ(error_of("[workers]\npin = 1\n"),
+            "test.toml: key 'workers.pin' must be true or false, got 1");
+  EXPECT_EQ(error_of("[daemon]\nsocket = 5\n"),
+            "test.toml: key 'daemon.socket' must be a string, got 5");
   EXPECT_EQ(error_of("workers = 3\n"), "test.toml: key 'workers' must be a table, got 3");
   EXPECT_EQ(error_of("[workers]\ncount = 1.5\n"),
             "test.toml: key 'workers.count' must be an integer, got 1.5");
@@ -124,8 +126,9 @@ TEST(Config, StringValuesAreChecked) {
   EXPECT_EQ(error_of("[daemon]\nsegment_prefix = \"a/b\"\n"),
             "test.toml: key 'daemon.segment_prefix' is \"a/b\": only letters, digits, '-' and '_' "
             "are allowed");
-  EXPECT_EQ(error_of("[daemon]\nsocket = \"\"\n"),
-            "test.toml: key 'daemon.socket' is \"\": must be a non-empty path shorter than 108 bytes");
+  EXPECT_EQ(
+      error_of("[daemon]\nsocket = \"\"\n"),
+      "test.toml: key 'daemon.socket' is \"\": must be a non-empty path shorter than 108 bytes");
   EXPECT_EQ(error_of("[metrics]\naddress = \"127.0.0.1:70000\"\n"),
             "test.toml: key 'metrics.address' is \"127.0.0.1:70000\": port must be a number in [0, "
             "65535]");

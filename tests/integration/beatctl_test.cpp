@@ -41,9 +41,10 @@ TEST(Beatctl, SocketOptionWorksAfterTheCommandToo) {
   auto d = DaemonProcess::start();
   ASSERT_NE(d, nullptr);
   std::string out;
-  ASSERT_EQ(run_program({BEAT_BEATCTL_PATH, "run", "noop", "41", "--socket", d->socket_path(), "--json"},
-                        out, std::chrono::seconds(10)),
-            0)
+  ASSERT_EQ(
+      run_program({BEAT_BEATCTL_PATH, "run", "noop", "41", "--socket", d->socket_path(), "--json"},
+                  out, std::chrono::seconds(10)),
+      0)
       << out;
   EXPECT_NE(out.find("\"result\":41"), std::string::npos) << out;
 }

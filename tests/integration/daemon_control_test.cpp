@@ -37,8 +37,8 @@ bool wait_for_log(const DaemonProcess& d, const std::string& needle) {
 TEST(DaemonControl, WorkerPerAllowedCorePinnedInsideTheAffinityMask) {
   if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs 2 CPUs";
   // Allowed only CPU 1: one worker, pinned there, whatever the machine has.
-  auto d = DaemonProcess::start({.workers = 0, .metrics_address = "", .extra_args = {}, .cpus = {1},
-                                 .config_path = ""});
+  auto d = DaemonProcess::start(
+      {.workers = 0, .metrics_address = "", .extra_args = {}, .cpus = {1}, .config_path = ""});
   ASSERT_NE(d, nullptr);
   const std::string s = stats_of(*d);
   EXPECT_NE(s.find("\"workers\":[{\"index\":0,\"core\":0,\"os_pu\":1,\"pinned\":true,"),
@@ -48,8 +48,8 @@ TEST(DaemonControl, WorkerPerAllowedCorePinnedInsideTheAffinityMask) {
 }
 
 TEST(DaemonControl, ExplicitWorkerCountBeyondTheCoresSharesThem) {
-  auto d = DaemonProcess::start({.workers = 3, .metrics_address = "", .extra_args = {}, .cpus = {0},
-                                 .config_path = ""});
+  auto d = DaemonProcess::start(
+      {.workers = 3, .metrics_address = "", .extra_args = {}, .cpus = {0}, .config_path = ""});
   ASSERT_NE(d, nullptr);
   const std::string s = stats_of(*d);
   EXPECT_NE(s.find("\"index\":2,"), std::string::npos) << s;
@@ -66,8 +66,8 @@ TEST(DaemonControl, SighupReloadsLiveKeysAndKeepsServing) {
     std::ofstream(path, std::ios::trunc) << text;
   };
   write_config("[workers]\nidle_spin_us = 100\n");
-  auto d = DaemonProcess::start({.workers = 2, .metrics_address = "", .extra_args = {}, .cpus = {},
-                                 .config_path = path});
+  auto d = DaemonProcess::start(
+      {.workers = 2, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = path});
   ASSERT_NE(d, nullptr);
   auto c = Client::connect({.socket_path = d->socket_path(), .name = "reload"});
   ASSERT_TRUE(c);
@@ -85,7 +85,8 @@ TEST(DaemonControl, SighupReloadsLiveKeysAndKeepsServing) {
   write_config("[workers]\nidle_spin_us = \"fast\"\n");
   ASSERT_EQ(::kill(d->pid(), SIGHUP), 0);
   EXPECT_TRUE(wait_for_log(*d, "SIGHUP: keeping the running configuration")) << d->log();
-  EXPECT_TRUE(wait_for_log(*d, "'workers.idle_spin_us' must be an integer, got \"fast\"")) << d->log();
+  EXPECT_TRUE(wait_for_log(*d, "'workers.idle_spin_us' must be an integer, got \"fast\""))
+      << d->log();
 
   // Nothing accepted before the reloads was lost.
   std::vector<Completion> out(batch.size());

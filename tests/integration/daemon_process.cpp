@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -209,7 +209,8 @@ int run_program(const std::vector<std::string>& argv_in, std::string& output,
   std::thread reader([&] {
     char buf[4096];
     ssize_t n;
-    while ((n = ::read(pipe_fds[0], buf, sizeof(buf))) > 0) output.append(buf, static_cast<std::size_t>(n));
+    while ((n = ::read(pipe_fds[0], buf, sizeof(buf))) > 0)
+      output.append(buf, static_cast<std::size_t>(n));
   });
   bool exited = false;
   int status = wait_for(pid, timeout, exited);

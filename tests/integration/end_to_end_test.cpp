@@ -1,19 +1,18 @@
 // End to end through a real beatd: exactly-once completion of a million
 // tasks from several processes and threads, verified checksums, discovery.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <atomic>
-#include <sstream>
 #include <cstring>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -70,10 +69,12 @@ int noop_client_process(const std::string& socket, std::uint64_t proc, int threa
     workers.emplace_back([&, t] {
       std::vector<TaskDescriptor> b(batch);
       for (std::uint64_t i = 0; i < per_thread;) {
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(batch, per_thread - i));
+        const std::size_t n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(batch, per_thread - i));
         while (submitted.load() + n - reaped.load() > window) reap(1);
         for (std::size_t k = 0; k < n; ++k) {
-          const std::uint64_t tag = (proc << kProcShift) | (static_cast<std::uint64_t>(t) * per_thread + i + k);
+          const std::uint64_t tag =
+              (proc << kProcShift) | (static_cast<std::uint64_t>(t) * per_thread + i + k);
           b[k] = make_task(*noop, tag, {tag ^ kArgSalt});
         }
         submitted.fetch_add(n);
@@ -95,7 +96,8 @@ int noop_client_process(const std::string& socket, std::uint64_t proc, int threa
     std::fprintf(stderr, "proc %llu: bad=%llu missing=%llu reaped=%llu of %llu\n",
                  static_cast<unsigned long long>(proc), static_cast<unsigned long long>(bad.load()),
                  static_cast<unsigned long long>(missing),
-                 static_cast<unsigned long long>(reaped.load()), static_cast<unsigned long long>(total));
+                 static_cast<unsigned long long>(reaped.load()),
+                 static_cast<unsigned long long>(total));
     return 1;
   }
   return 0;
@@ -111,7 +113,9 @@ TEST(EndToEnd, MillionNoopTasksFromTwoProcessesCompleteExactlyOnce) {
   for (int p = 0; p < kProcs; ++p) {
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
-    if (pid == 0) _exit(noop_client_process(d->socket_path(), static_cast<std::uint64_t>(p + 1), kThreads, kPerThread, 256));
+    if (pid == 0)
+      _exit(noop_client_process(d->socket_path(), static_cast<std::uint64_t>(p + 1), kThreads,
+                                kPerThread, 256));
     children.push_back(pid);
   }
   for (pid_t pid : children) {
@@ -172,7 +176,8 @@ TEST(EndToEnd, ChecksumResultsEqualXxh3ComputedHere) {
 }
 
 TEST(EndToEnd, KernelsAndStatsDescribeTheDaemon) {
-  auto d = DaemonProcess::start({.workers = 2, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = ""});
+  auto d = DaemonProcess::start(
+      {.workers = 2, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = ""});
   ASSERT_NE(d, nullptr);
   auto client = Client::connect({.socket_path = d->socket_path(), .name = "discovery"});
   ASSERT_TRUE(client) << client.status().message();
@@ -223,7 +228,11 @@ std::string http_get_metrics(int port) {
 
 TEST(EndToEnd, PrometheusScrapeCountsCompletedTasks) {
   test::ScopedWatchdog watchdog("EndToEnd.Metrics", 60);
-  auto d = DaemonProcess::start({.workers = 2, .metrics_address = "127.0.0.1:0", .extra_args = {}, .cpus = {}, .config_path = ""});
+  auto d = DaemonProcess::start({.workers = 2,
+                                 .metrics_address = "127.0.0.1:0",
+                                 .extra_args = {},
+                                 .cpus = {},
+                                 .config_path = ""});
   ASSERT_NE(d, nullptr);
   auto client = Client::connect({.socket_path = d->socket_path(), .name = "metrics"});
   ASSERT_TRUE(client);
@@ -251,7 +260,8 @@ TEST(EndToEnd, PrometheusScrapeCountsCompletedTasks) {
   std::istringstream lines(body);
   std::string line;
   while (std::getline(lines, line))
-    if (line.rfind("beat_tasks_completed_total{", 0) == 0) total += std::stod(line.substr(line.rfind(' ') + 1));
+    if (line.rfind("beat_tasks_completed_total{", 0) == 0)
+      total += std::stod(line.substr(line.rfind(' ') + 1));
   EXPECT_EQ(total, 1000.0) << body;
   EXPECT_NE(body.find("beat_connected_clients 1"), std::string::npos) << body;
   EXPECT_NE(body.find("# TYPE beat_worker_busy_seconds_total counter"), std::string::npos);

@@ -3,10 +3,10 @@
 // disconnected, and neither disturbs the daemon or its other clients.
 // Bad configuration stops beatd with a message naming the key and value.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -65,21 +65,25 @@ TEST(HostileInput, MalformedDescriptorsGetErrorCompletionsAndDaemonKeepsServing)
     return d;
   };
   const std::vector<TaskDescriptor> tasks = {
-      t(1, 9999, 0, 0, 0),                                        // unknown kernel
-      t(2, checksum, kTaskFlagUsesData, arena + 64, 8),           // offset past the arena
-      t(3, checksum, kTaskFlagUsesData, 64, ~std::uint64_t{0}),   // offset + length overflows
-      t(4, checksum, kTaskFlagUsesData, arena - 8, 16),           // runs off the end
-      t(5, noop, 1u << 7, 0, 0),                                  // unknown flag bit
-      t(6, noop, 0, 5, 0),                                        // data offset without the flag
-      t(7, spin, 0, 0, 0, 20'000'000'000ull),                     // spin longer than 10 s
-      t(8, noop, 0, 0, 0, 77),                                    // a good one after all that
-      t(9, checksum, kTaskFlagUsesData, arena - 8, 8, 3),         // the last 8 bytes: valid
+      t(1, 9999, 0, 0, 0),                                       // unknown kernel
+      t(2, checksum, kTaskFlagUsesData, arena + 64, 8),          // offset past the arena
+      t(3, checksum, kTaskFlagUsesData, 64, ~std::uint64_t{0}),  // offset + length overflows
+      t(4, checksum, kTaskFlagUsesData, arena - 8, 16),          // runs off the end
+      t(5, noop, 1u << 7, 0, 0),                                 // unknown flag bit
+      t(6, noop, 0, 5, 0),                                       // data offset without the flag
+      t(7, spin, 0, 0, 0, 20'000'000'000ull),                    // spin longer than 10 s
+      t(8, noop, 0, 0, 0, 77),                                   // a good one after all that
+      t(9, checksum, kTaskFlagUsesData, arena - 8, 8, 3),        // the last 8 bytes: valid
   };
   const std::map<std::uint64_t, std::pair<TaskStatus, std::uint32_t>> want = {
-      {1, {TaskStatus::kInvalidKernel, 0}}, {2, {TaskStatus::kInvalidRange, 0}},
-      {3, {TaskStatus::kInvalidRange, 0}},  {4, {TaskStatus::kInvalidRange, 0}},
-      {5, {TaskStatus::kInvalidFlags, 0}},  {6, {TaskStatus::kInvalidFlags, 0}},
-      {7, {TaskStatus::kInvalidArgs, 0}},   {8, {TaskStatus::kOk, 0}},
+      {1, {TaskStatus::kInvalidKernel, 0}},
+      {2, {TaskStatus::kInvalidRange, 0}},
+      {3, {TaskStatus::kInvalidRange, 0}},
+      {4, {TaskStatus::kInvalidRange, 0}},
+      {5, {TaskStatus::kInvalidFlags, 0}},
+      {6, {TaskStatus::kInvalidFlags, 0}},
+      {7, {TaskStatus::kInvalidArgs, 0}},
+      {8, {TaskStatus::kOk, 0}},
       {9, {TaskStatus::kOk, 0}}};
   const auto out = run_all(c, tasks);
   ASSERT_EQ(out.size(), tasks.size());
@@ -252,7 +256,9 @@ TEST(HostileInput, BadConfigAndFlagsExitNonZeroNamingKeyAndValue) {
       {"[workers]\ncount = \"two\"\n", {}, "'workers.count' must be an integer, got \"two\""},
       {"[daemon]\nmax_clients = 500\n", {}, "'daemon.max_clients' is 500"},
       {"[daemon]\nlog_level = \"loud\"\n", {}, "'daemon.log_level' is \"loud\""},
-      {"[clients]\nsq_entries_max = 1000\n", {}, "'clients.sq_entries_max' is 1000: must be a power of two"},
+      {"[clients]\nsq_entries_max = 1000\n",
+       {},
+       "'clients.sq_entries_max' is 1000: must be a power of two"},
       {"[metrics]\naddress = \"localhost\"\n", {}, "'metrics.address' is \"localhost\""},
       {"[workers\n", {}, ":1:"},
       {"", {"--workers", "-3"}, "--workers is -3"},
@@ -264,7 +270,8 @@ TEST(HostileInput, BadConfigAndFlagsExitNonZeroNamingKeyAndValue) {
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::write(fd, k.toml, std::strlen(k.toml)), static_cast<ssize_t>(std::strlen(k.toml)));
     ::close(fd);
-    std::vector<std::string> argv = {BEAT_BEATD_PATH, "--config", path, "--socket", "/tmp/beat-badcfg.sock"};
+    std::vector<std::string> argv = {BEAT_BEATD_PATH, "--config", path, "--socket",
+                                     "/tmp/beat-badcfg.sock"};
     argv.insert(argv.end(), k.flags.begin(), k.flags.end());
     std::string output;
     const int rc = test::run_program(argv, output, std::chrono::seconds(10));

@@ -51,7 +51,8 @@ TEST(Lifecycle, ClientKilledMidBatchLeavesDaemonServingAndNoSegment) {
     if (!c) _exit(2);
     const std::uint32_t spin = *(*c)->kernel_id("spin");
     std::vector<TaskDescriptor> batch;
-    for (std::uint64_t i = 0; i < 2000; ++i) batch.push_back(make_task(spin, i, {200'000}));  // 0.4 s of work
+    for (std::uint64_t i = 0; i < 2000; ++i)
+      batch.push_back(make_task(spin, i, {200'000}));  // 0.4 s of work
     (void)(*c)->submit(std::span(batch).first(1000));
     const char x = 'x';
     (void)!::write(ready[1], &x, 1);
@@ -141,7 +142,8 @@ TEST(Lifecycle, SigtermCompletesEveryAcceptedTaskAndCleansUp) {
 
 TEST(Lifecycle, FullSubmissionRingWouldBlockOrWaitsAndLosesNothing) {
   test::ScopedWatchdog watchdog("Lifecycle.RingFull", 60);
-  auto d = DaemonProcess::start({.workers = 1, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = ""});
+  auto d = DaemonProcess::start(
+      {.workers = 1, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = ""});
   ASSERT_NE(d, nullptr);
   ClientOptions o{.socket_path = d->socket_path(), .name = "backpressure"};
   o.segment = {.sq_entries = 8, .cq_entries = 1024, .arena_bytes = 1 << 16};

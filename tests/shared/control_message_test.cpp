@@ -24,7 +24,8 @@ namespace {
 class SocketPair : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds_), 0) << std::strerror(errno);
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds_), 0)
+        << std::strerror(errno);
   }
   void TearDown() override {
     for (int& fd : fds_)
@@ -122,7 +123,8 @@ TEST_F(SocketPair, PassesDescriptorWithScmRights) {
   ASSERT_TRUE(f) << f.status().message();
   EXPECT_EQ(f->type, MessageType::kHelloOk);
   ASSERT_GE(f->fd, 0);
-  EXPECT_NE(::fcntl(f->fd, F_GETFD) & FD_CLOEXEC, 0) << "received descriptors must be close-on-exec";
+  EXPECT_NE(::fcntl(f->fd, F_GETFD) & FD_CLOEXEC, 0)
+      << "received descriptors must be close-on-exec";
   ASSERT_EQ(::write(f->fd, "through", 7), 7);
   ::close(f->fd);
   char buf[16] = {};
@@ -261,7 +263,8 @@ TEST(ControlMessage, ErrorPayloadRoundTrips) {
 
 TEST(ControlMessage, ErrorPayloadTruncatesLongMessagesTo255Bytes) {
   const std::string long_message(300, 'm');
-  const Status s = parse_error_payload(make_error_payload(ErrorCode::kResourceExhausted, long_message));
+  const Status s =
+      parse_error_payload(make_error_payload(ErrorCode::kResourceExhausted, long_message));
   EXPECT_EQ(s.code(), ErrorCode::kResourceExhausted);
   EXPECT_EQ(s.message(), std::string(kErrorMessageBytes - 1, 'm'));
 }

@@ -40,9 +40,9 @@ struct PingPong {
 };
 
 struct SideStats {
-  std::uint64_t parks = 0;      // futex_wait calls
-  std::uint64_t rechecks = 0;   // found the item after raising needs_wakeup
-  std::uint64_t timeouts = 0;   // futex waits that expired: lost wake-ups
+  std::uint64_t parks = 0;     // futex_wait calls
+  std::uint64_t rechecks = 0;  // found the item after raising needs_wakeup
+  std::uint64_t timeouts = 0;  // futex waits that expired: lost wake-ups
 };
 
 // Sender: publish `value` with its payload, then ring (ring.hpp rule 4).

@@ -116,8 +116,10 @@ TEST(ValidateDescriptor, OffsetPlusLengthOverflowIsInvalidRange) {
   // offset + length wraps to kArena - 2 (< kArena) if computed naively.
   EXPECT_EQ(validate_descriptor(with_data(kArena - 1, kU64Max), kKernels, kArena),
             TaskStatus::kInvalidRange);
-  EXPECT_EQ(validate_descriptor(with_data(kU64Max, 1), kKernels, kArena), TaskStatus::kInvalidRange);
-  EXPECT_EQ(validate_descriptor(with_data(1, kU64Max), kKernels, kArena), TaskStatus::kInvalidRange);
+  EXPECT_EQ(validate_descriptor(with_data(kU64Max, 1), kKernels, kArena),
+            TaskStatus::kInvalidRange);
+  EXPECT_EQ(validate_descriptor(with_data(1, kU64Max), kKernels, kArena),
+            TaskStatus::kInvalidRange);
   EXPECT_EQ(validate_descriptor(with_data(kU64Max, kU64Max), kKernels, kArena),
             TaskStatus::kInvalidRange);
 }
@@ -139,7 +141,8 @@ TEST(ValidateDescriptor, LargestArenaBoundaries) {
             TaskStatus::kInvalidRange);
   // arena_bytes itself may be anything the daemon passes, up to 2^64 - 1.
   EXPECT_EQ(validate_descriptor(with_data(kU64Max, 0), kKernels, kU64Max), TaskStatus::kOk);
-  EXPECT_EQ(validate_descriptor(with_data(kU64Max, 1), kKernels, kU64Max), TaskStatus::kInvalidRange);
+  EXPECT_EQ(validate_descriptor(with_data(kU64Max, 1), kKernels, kU64Max),
+            TaskStatus::kInvalidRange);
 }
 
 TEST(ValidateDescriptor, CancelledFlagIsStructurallyValid) {

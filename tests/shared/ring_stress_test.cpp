@@ -41,7 +41,8 @@ bool run_producer(const Ring& ring, std::uint32_t p, std::uint32_t count,
     std::uint32_t n = k % kMaxBatch + 1;
     if (n > count - seq) n = count - seq;
     const std::uint32_t base = seq;
-    if (ring.try_produce(n, [&](std::uint32_t i) { return test::make_tagged_descriptor(p, base + i); })) {
+    if (ring.try_produce(
+            n, [&](std::uint32_t i) { return test::make_tagged_descriptor(p, base + i); })) {
       seq += n;
       ++k;
       full_spins = 0;
@@ -70,23 +71,24 @@ std::string run_checking_consumer(const Ring& ring, std::uint32_t producers,
   const auto deadline = std::chrono::steady_clock::now() + kSoftDeadline;
   int idle = 0;
   while (received < expected_total && error.empty()) {
-    const std::optional<std::uint32_t> consumed = ring.consume([&](const TaskDescriptor& d,
-                                                                   std::uint32_t index) {
-      if (!error.empty()) return;
-      const auto p = static_cast<std::uint32_t>(d.tag >> 32);
-      const auto seq = static_cast<std::uint32_t>(d.tag);
-      if (p >= producers) {
-        error = "index " + std::to_string(index) + ": unknown producer " + std::to_string(p);
-      } else if (!test::is_intact_tagged_descriptor(d)) {
-        error = "index " + std::to_string(index) + ": torn descriptor, tag " + std::to_string(d.tag);
-      } else if (seq != next[p]) {
-        error = "index " + std::to_string(index) + ": producer " + std::to_string(p) + " seq " +
-                std::to_string(seq) + ", expected " + std::to_string(next[p]) +
-                (seq < next[p] ? " (duplicate)" : " (gap or reorder)");
-      } else {
-        ++next[p];
-      }
-    });
+    const std::optional<std::uint32_t> consumed =
+        ring.consume([&](const TaskDescriptor& d, std::uint32_t index) {
+          if (!error.empty()) return;
+          const auto p = static_cast<std::uint32_t>(d.tag >> 32);
+          const auto seq = static_cast<std::uint32_t>(d.tag);
+          if (p >= producers) {
+            error = "index " + std::to_string(index) + ": unknown producer " + std::to_string(p);
+          } else if (!test::is_intact_tagged_descriptor(d)) {
+            error = "index " + std::to_string(index) + ": torn descriptor, tag " +
+                    std::to_string(d.tag);
+          } else if (seq != next[p]) {
+            error = "index " + std::to_string(index) + ": producer " + std::to_string(p) + " seq " +
+                    std::to_string(seq) + ", expected " + std::to_string(next[p]) +
+                    (seq < next[p] ? " (duplicate)" : " (gap or reorder)");
+          } else {
+            ++next[p];
+          }
+        });
     if (!consumed)
       return "corrupt ring after " + std::to_string(received) + " entries: tail " +
              std::to_string(ring.indices->tail.value.load()) + ", head " +
@@ -112,7 +114,8 @@ std::string run_checking_consumer(const Ring& ring, std::uint32_t producers,
     if (next[p] != per_producer)
       return "producer " + std::to_string(p) + " delivered " + std::to_string(next[p]) + " of " +
              std::to_string(per_producer);
-  if (ring.size() != 0) return "extra entries after all expected ones: " + std::to_string(ring.size());
+  if (ring.size() != 0)
+    return "extra entries after all expected ones: " + std::to_string(ring.size());
   return "";
 }
 
@@ -129,7 +132,8 @@ TEST(RingStress, FourProducerThreadsDeliverExactlyOnceInOrder) {
   std::vector<std::thread> producers;
   for (std::uint32_t p = 0; p < kProducers; ++p)
     producers.emplace_back([&, p] {
-      if (run_producer(ring, p, per_producer, stop)) finished.fetch_add(1, std::memory_order_relaxed);
+      if (run_producer(ring, p, per_producer, stop))
+        finished.fetch_add(1, std::memory_order_relaxed);
       exited.fetch_add(1, std::memory_order_release);
     });
   const std::string error = run_checking_consumer(ring, kProducers, per_producer);

@@ -100,9 +100,9 @@ TEST_P(RingAtStartIndex, ReserveLargerThanRingIsRefusedEvenWhenEmpty) {
   constexpr std::uint32_t kEntries = 8;
   test::AlignedBlock mem(RingUnderTest<std::uint64_t>::bytes_for(kEntries));
   const auto ring = RingUnderTest<std::uint64_t>::place(mem.data(), kEntries, GetParam());
-  EXPECT_FALSE(try_reserve(ring.indices->reserve.value, ring.indices->head.value, kEntries,
-                           kEntries + 1)
-                   .has_value());
+  EXPECT_FALSE(
+      try_reserve(ring.indices->reserve.value, ring.indices->head.value, kEntries, kEntries + 1)
+          .has_value());
   EXPECT_FALSE(
       try_reserve(ring.indices->reserve.value, ring.indices->head.value, kEntries, kMaxIndex)
           .has_value());
@@ -139,13 +139,14 @@ TEST_P(RingAtStartIndex, WrapsAcrossIndexBoundaryWithEveryBatchSize) {
       ASSERT_EQ(ring.slots[(*start + i) % kEntries], base + i) << "slot of index " << *start + i;
     next_value += n;
     EXPECT_EQ(ring.size(), n);
-    const std::optional<std::uint32_t> got = ring.consume([&](std::uint64_t v, std::uint32_t index) {
-      EXPECT_EQ(index, expect_index);
-      EXPECT_EQ(v, expect_value);
-      if (index == 0) crossed_zero = true;
-      ++expect_index;
-      ++expect_value;
-    });
+    const std::optional<std::uint32_t> got =
+        ring.consume([&](std::uint64_t v, std::uint32_t index) {
+          EXPECT_EQ(index, expect_index);
+          EXPECT_EQ(v, expect_value);
+          if (index == 0) crossed_zero = true;
+          ++expect_index;
+          ++expect_value;
+        });
     EXPECT_EQ(got, n);
   }
   EXPECT_EQ(expect_value, next_value);
@@ -237,9 +238,8 @@ TEST(Ring, SingleProducerAcrossForkInSharedMapping) {
       std::uint32_t n = batch++ % 17 + 1;
       if (n > total - seq) n = total - seq;
       const std::uint32_t base = seq;
-      if (ring.try_produce(n, [&](std::uint32_t i) {
-            return test::make_tagged_descriptor(7, base + i);
-          })) {
+      if (ring.try_produce(
+              n, [&](std::uint32_t i) { return test::make_tagged_descriptor(7, base + i); })) {
         seq += n;
       } else {
         cpu_relax();
@@ -253,12 +253,13 @@ TEST(Ring, SingleProducerAcrossForkInSharedMapping) {
   std::string first_error;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (expect < total && first_error.empty()) {
-    const std::optional<std::uint32_t> n = ring.consume([&](const TaskDescriptor& d, std::uint32_t) {
-      if (!first_error.empty()) return;
-      if (d.tag != ((std::uint64_t{7} << 32) | expect) || !test::is_intact_tagged_descriptor(d))
-        first_error = "entry " + std::to_string(expect) + " has tag " + std::to_string(d.tag);
-      ++expect;
-    });
+    const std::optional<std::uint32_t> n =
+        ring.consume([&](const TaskDescriptor& d, std::uint32_t) {
+          if (!first_error.empty()) return;
+          if (d.tag != ((std::uint64_t{7} << 32) | expect) || !test::is_intact_tagged_descriptor(d))
+            first_error = "entry " + std::to_string(expect) + " has tag " + std::to_string(d.tag);
+          ++expect;
+        });
     if (!n) {
       first_error = "corrupt ring after " + std::to_string(expect) + " entries";
       break;

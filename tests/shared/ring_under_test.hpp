@@ -83,8 +83,8 @@ struct RingUnderTest {
 class AlignedBlock {
  public:
   explicit AlignedBlock(std::size_t bytes)
-      : p_(::operator new(bytes, std::align_val_t{kCacheLine})) {}
-  ~AlignedBlock() { ::operator delete(p_, std::align_val_t{kCacheLine}); }
+      : p_(::operator new (bytes, std::align_val_t{kCacheLine})) {}
+  ~AlignedBlock() { ::operator delete (p_, std::align_val_t{kCacheLine}); }
   AlignedBlock(const AlignedBlock&) = delete;
   AlignedBlock& operator=(const AlignedBlock&) = delete;
   void* data() const noexcept { return p_; }
