@@ -6,10 +6,11 @@
 #include <string>
 #include <string_view>
 
+#include "shared/json_text.hpp"
+
 namespace beat::ctl {
 
-// `s` as a JSON string literal, quotes included (RFC 8259 escaping).
-std::string json_quote(std::string_view s);
+using beat::json_quote;  // shared/json_text.hpp
 
 // A number as JSON: finite doubles with up to 6 significant decimals,
 // NaN and infinities as null (JSON has no spelling for them).

@@ -70,24 +70,22 @@ int main(int argc, char** argv) {
   if (app.count("--metrics-address") > 0) config.metrics_address = metrics_address;
   if (!segment_prefix.empty()) config.segment_prefix = segment_prefix;
   if (!log_level.empty()) config.log_level = log_level;
-  if (workers >= 0) {
-    if (workers > beat::kMaxWorkers)
-      return fail("--workers is " + std::to_string(workers) + ", must be in [0, " +
-                  std::to_string(beat::kMaxWorkers) + "]");
-    config.worker_count = static_cast<std::uint32_t>(workers);
-  } else if (app.count("--workers") > 0) {
-    return fail("--workers is " + std::to_string(workers) + ", must be in [0, " +
-                std::to_string(beat::kMaxWorkers) + "]");
-  }
-  if (idle_spin_us >= 0) {
-    if (idle_spin_us > beat::kMaxIdleSpinUs)
-      return fail("--idle-spin-us is " + std::to_string(idle_spin_us) + ", must be in [0, " +
-                  std::to_string(beat::kMaxIdleSpinUs) + "]");
-    config.idle_spin_us = static_cast<std::uint32_t>(idle_spin_us);
-  } else if (app.count("--idle-spin-us") > 0) {
-    return fail("--idle-spin-us is " + std::to_string(idle_spin_us) + ", must be in [0, " +
-                std::to_string(beat::kMaxIdleSpinUs) + "]");
-  }
+  // Numeric flags: range-checked here, naming the flag, before they reach
+  // the Config fields they override.
+  const auto numeric_flag = [&](const char* flag, std::int64_t value, std::uint32_t max,
+                                std::uint32_t& field) -> bool {
+    if (app.count(flag) == 0) return true;
+    if (value < 0 || value > max) {
+      std::fprintf(stderr, "beatd: %s is %lld, must be in [0, %u]\n", flag,
+                   static_cast<long long>(value), max);
+      return false;
+    }
+    field = static_cast<std::uint32_t>(value);
+    return true;
+  };
+  if (!numeric_flag("--workers", workers, beat::kMaxWorkers, config.worker_count) ||
+      !numeric_flag("--idle-spin-us", idle_spin_us, beat::kMaxIdleSpinUs, config.idle_spin_us))
+    return 1;
   if (beat::Status s = beat::validate_config(config); !s) return fail(s.message());
   if (check_only) {
     std::printf("configuration OK\n");

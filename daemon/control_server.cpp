@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "shared/control_message.hpp"
+#include "shared/json_text.hpp"
 
 namespace beat {
 
@@ -25,28 +26,6 @@ namespace {
 // grace period or the daemon drains.
 constexpr auto kIdleHousekeeping = std::chrono::milliseconds(250);
 constexpr auto kBusyHousekeeping = std::chrono::milliseconds(1);
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out;
-}
 
 // Rounds a client's ring request to a power of two inside [min, max];
 // 0 means "the default".
@@ -517,8 +496,8 @@ std::string ControlServer::stats_json() const {
   os << "{\"version\":\"" << BEAT_VERSION << "\",\"protocol\":" << kProtocolVersion
      << ",\"pid\":" << ::getpid() << ",\"uptime_seconds\":" << uptime << ",\"state\":\""
      << (draining_ ? "draining" : "running") << "\""
-     << ",\"socket\":\"" << json_escape(config_.socket) << "\""
-     << ",\"metrics_endpoint\":\"" << json_escape(metrics_endpoint_) << "\""
+     << ",\"socket\":" << json_quote(config_.socket)
+     << ",\"metrics_endpoint\":" << json_quote(metrics_endpoint_)
      << ",\"parked_workers\":" << pool_.parked_workers() << ",\"workers\":[";
   for (std::uint32_t i = 0; i < pool_.worker_count(); ++i) {
     const WorkerInfo& w = pool_.workers()[i];
@@ -548,9 +527,9 @@ std::string ControlServer::stats_json() const {
                                    s.sq_head_mirror_.load(std::memory_order_relaxed);
     const std::uint32_t cq_depth = s.cq_commit_.load(std::memory_order_relaxed) -
                                    h.cq.head.value.load(std::memory_order_relaxed);
-    os << (first ? "" : ",") << "{\"id\":" << s.client_id() << ",\"name\":\""
-       << json_escape(s.client_name()) << "\",\"pid\":" << s.peer().pid
-       << ",\"uid\":" << s.peer().uid << ",\"segment\":\"" << json_escape(s.segment_name()) << "\""
+    os << (first ? "" : ",") << "{\"id\":" << s.client_id()
+       << ",\"name\":" << json_quote(s.client_name()) << ",\"pid\":" << s.peer().pid
+       << ",\"uid\":" << s.peer().uid << ",\"segment\":" << json_quote(s.segment_name())
        << ",\"sq_entries\":" << s.view().layout.sq_entries
        << ",\"cq_entries\":" << s.view().layout.cq_entries
        << ",\"arena_bytes\":" << s.view().layout.arena_bytes

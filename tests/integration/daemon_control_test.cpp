@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "client/client.hpp"
+#include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
 #include "tests/support/watchdog.hpp"
 
@@ -89,13 +90,8 @@ TEST(DaemonControl, SighupReloadsLiveKeysAndKeepsServing) {
       << d->log();
 
   // Nothing accepted before the reloads was lost.
-  std::vector<Completion> out(batch.size());
-  std::size_t got = 0;
-  while (got < batch.size()) {
-    auto n = (*c)->wait(std::span(out).subspan(got), 1, std::chrono::seconds(10));
-    ASSERT_TRUE(n) << n.status().message();
-    got += *n;
-  }
+  const std::vector<Completion> out = test::reap(**c, batch.size());
+  ASSERT_EQ(out.size(), batch.size());
   std::vector<int> seen(batch.size(), 0);
   for (const Completion& e : out) {
     ASSERT_LT(e.tag, batch.size());

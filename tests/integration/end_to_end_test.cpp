@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "client/client.hpp"
+#include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
 #include "tests/support/watchdog.hpp"
 
@@ -157,14 +158,8 @@ TEST(EndToEnd, ChecksumResultsEqualXxh3ComputedHere) {
     tasks.push_back(make_task(*checksum, tasks.size(), {seed}, range));
     expected.push_back(XXH3_64bits_withSeed(block->data, size, seed));
   }
-  ASSERT_TRUE(c.submit(tasks));
-  std::vector<Completion> out(tasks.size());
-  std::size_t got = 0;
-  while (got < tasks.size()) {
-    auto n = c.wait(std::span(out).subspan(got), 1, std::chrono::seconds(10));
-    ASSERT_TRUE(n) << n.status().message();
-    got += *n;
-  }
+  const std::vector<Completion> out = test::run_all(c, tasks);
+  ASSERT_EQ(out.size(), tasks.size());
   std::vector<int> seen(tasks.size(), 0);
   for (const Completion& x : out) {
     ASSERT_LT(x.tag, tasks.size());
@@ -240,14 +235,7 @@ TEST(EndToEnd, PrometheusScrapeCountsCompletedTasks) {
   const std::uint32_t noop = *c.kernel_id("noop");
   std::vector<TaskDescriptor> tasks;
   for (std::uint64_t i = 0; i < 1000; ++i) tasks.push_back(make_task(noop, i));
-  ASSERT_TRUE(c.submit(tasks));
-  std::vector<Completion> out(tasks.size());
-  std::size_t got = 0;
-  while (got < tasks.size()) {
-    auto n = c.wait(std::span(out).subspan(got), 1, std::chrono::seconds(10));
-    ASSERT_TRUE(n);
-    got += *n;
-  }
+  ASSERT_EQ(test::run_all(c, tasks).size(), tasks.size());
   auto stats = c.stats_json();
   ASSERT_TRUE(stats);
   const auto at = stats->find("\"metrics_endpoint\":\"127.0.0.1:");

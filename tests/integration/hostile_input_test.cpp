@@ -17,6 +17,7 @@
 #include "client/client.hpp"
 #include "shared/control_message.hpp"
 #include "shared/segment_layout.hpp"
+#include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
 #include "tests/support/watchdog.hpp"
 
@@ -25,21 +26,7 @@ namespace {
 
 using test::DaemonProcess;
 
-std::vector<Completion> run_all(Client& c, const std::vector<TaskDescriptor>& tasks) {
-  EXPECT_TRUE(c.submit(tasks));
-  std::vector<Completion> out(tasks.size());
-  std::size_t got = 0;
-  while (got < tasks.size()) {
-    auto n = c.wait(std::span(out).subspan(got), 1, std::chrono::seconds(10));
-    if (!n) {
-      ADD_FAILURE() << n.status().message();
-      break;
-    }
-    got += *n;
-  }
-  out.resize(got);
-  return out;
-}
+using test::run_all;
 
 TEST(HostileInput, MalformedDescriptorsGetErrorCompletionsAndDaemonKeepsServing) {
   test::ScopedWatchdog watchdog("HostileInput.Malformed", 60);

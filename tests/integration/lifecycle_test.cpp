@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "client/client.hpp"
+#include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
 #include "tests/support/watchdog.hpp"
 
@@ -20,23 +21,7 @@ namespace {
 
 using test::DaemonProcess;
 
-// Reaps exactly `count` completions (or fails after `timeout`); returns them.
-std::vector<Completion> reap(Client& c, std::size_t count, std::chrono::seconds timeout) {
-  std::vector<Completion> out(count);
-  std::size_t got = 0;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (got < count && std::chrono::steady_clock::now() < deadline) {
-    auto n = c.wait(std::span(out).subspan(got), 1, std::chrono::milliseconds(100));
-    if (!n) {
-      if (n.status().code() == ErrorCode::kTimedOut) continue;
-      ADD_FAILURE() << n.status().message();
-      break;
-    }
-    got += *n;
-  }
-  out.resize(got);
-  return out;
-}
+using test::reap;
 
 TEST(Lifecycle, ClientKilledMidBatchLeavesDaemonServingAndNoSegment) {
   test::ScopedWatchdog watchdog("Lifecycle.ClientKilled", 60);
