@@ -114,6 +114,15 @@ static_assert(offsetof(RingIndices, tail) - offsetof(RingIndices, head) == kCach
 // pure spin can burn a whole quantum).
 inline constexpr int kCommitSpinsBeforeYield = 256;
 
+// Memory order of a successful reservation CAS. The slots alone would need
+// only acquire (head's acquire load already ordered us after the consumer),
+// but in the SQ the reservation is one half of a Dekker handshake with the
+// daemon's shutdown: the client reserves, then loads daemon_state; the daemon
+// stores daemon_state, then loads reserve (segment_layout.hpp, DaemonState).
+// Both sides' accesses must be in the single seq_cst order so that at least
+// one sees the other. On x86 a locked cmpxchg is a full barrier either way.
+inline constexpr std::memory_order kReservationOrder = std::memory_order_seq_cst;
+
 // Multi-producer reservation (rule 2). `reserve` may be shared or private
 // memory; `head` is the consumer's published head.
 // Returns the first reserved index, or nullopt when fewer than n slots are free.
@@ -137,10 +146,9 @@ inline constexpr int kCommitSpinsBeforeYield = 256;
       continue;
     }
     if (entries - static_cast<std::uint32_t>(start - h) < n) return std::nullopt;
-    // Relaxed on success is enough for the slots themselves (head's acquire
-    // above ordered us after the consumer); acq_rel keeps reservations in a
-    // single order with the commits that follow them.
-    if (reserve.compare_exchange_weak(start, start + n, std::memory_order_acq_rel,
+    // seq_cst on success: the reservation is the client's write in the
+    // shutdown handshake (kReservationOrder). Relaxed on failure: we retry.
+    if (reserve.compare_exchange_weak(start, start + n, kReservationOrder,
                                       std::memory_order_relaxed))
       return start;
     cpu_relax();
@@ -181,7 +189,8 @@ inline constexpr int kCommitSpinsBeforeYield = 256;
       refreshed = true;
       continue;
     }
-    if (reserve.compare_exchange_weak(start, start + n, std::memory_order_acq_rel,
+    // seq_cst on success: see kReservationOrder.
+    if (reserve.compare_exchange_weak(start, start + n, kReservationOrder,
                                       std::memory_order_relaxed))
       return start;
     cpu_relax();
