@@ -25,7 +25,6 @@
 
 #include <atomic>
 #include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,14 +40,26 @@ struct PeerCredentials {
   gid_t gid = 0;
 };
 
+// The segment is a sealed memfd mapped with Boost.Interprocess's
+// mapped_region, not a named shared_memory_object: the client must hold a
+// writable descriptor to map it, and with a named tmpfs file that
+// descriptor could ftruncate() the segment under the daemon, whose next
+// access would die of SIGBUS. A memfd sealed against shrinking and growing
+// (F_SEAL_SHRINK | F_SEAL_GROW, then F_SEAL_SEAL) cannot change size, its
+// pages are allocated up front (a page tmpfs had no room for would also
+// fault), and it has no name anyone could open: only the descriptor passed
+// over the socket (and this process's own /proc/<pid>/fd, which ptrace
+// rules restrict to the daemon's user) reaches it. It is freed when the
+// daemon unmaps it and the client's last mapping and descriptor go.
 class ClientSession {
  public:
-  // Creates the segment /dev/shm/<name> with owner-only permissions (0600),
-  // sizes and maps it, and initialises its header. Fails if it exists.
+  // Creates the sealed segment (a memfd named `segment_name`, as /proc and
+  // the logs show it), maps it and initialises its header.
+  // kResourceExhausted when the memory cannot be reserved.
   static Result<std::unique_ptr<ClientSession>> create(
       const std::string& segment_name, const SegmentLayout& layout, std::uint64_t daemon_instance,
       std::uint32_t client_id, const PeerCredentials& peer, std::string client_name);
-  ~ClientSession();  // unmaps and unlinks the segment
+  ~ClientSession();  // unmaps the segment and closes its descriptor
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
 
@@ -91,8 +102,11 @@ class ClientSession {
   alignas(kCacheLine) std::atomic<std::uint64_t> tasks_taken_{0};
   std::atomic<bool> closing_{false};  // control thread sets; workers drop its tasks
   std::atomic<bool> broken_{false};   // a worker found the rings corrupt
-  // SQ index below which tasks were accepted when draining began.
+  // SQ index below which tasks were accepted when draining began, and
+  // whether it is set: the control thread stores drain_until_ (relaxed),
+  // then draining_ (release); workers acquire draining_ before reading it.
   std::atomic<std::uint32_t> drain_until_{0};
+  std::atomic<bool> draining_{false};
   std::atomic<std::uint64_t> tasks_failed_{0};
 
  private:
@@ -110,7 +124,7 @@ class ClientSession {
   std::string client_name_;
   PeerCredentials peer_{};
   std::uint32_t client_id_ = 0;
-  boost::interprocess::shared_memory_object shm_;
+  int fd_ = -1;  // the memfd
   boost::interprocess::mapped_region region_;
   SegmentView view_{};
 };

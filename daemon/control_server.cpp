@@ -27,6 +27,13 @@ namespace {
 constexpr auto kIdleHousekeeping = std::chrono::milliseconds(250);
 constexpr auto kBusyHousekeeping = std::chrono::milliseconds(1);
 
+// Pause before accepting again after accept() failed (out of descriptors).
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(100);
+
+// Connections allowed beyond daemon.max_clients: beatctl and other tools
+// that ask KERNELS or STATS without a segment.
+constexpr std::size_t kExtraConnections = 16;
+
 // Rounds a client's ring request to a power of two inside [min, max];
 // 0 means "the default".
 std::uint32_t clamp_entries(std::uint32_t requested, std::uint32_t fallback, std::uint32_t max) {
@@ -68,7 +75,8 @@ ControlServer::ControlServer(asio::io_context& io, Config& config, std::string c
       daemon_instance_(daemon_instance),
       acceptor_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
-      housekeeping_timer_(io) {}
+      housekeeping_timer_(io),
+      accept_retry_timer_(io) {}
 
 ControlServer::~ControlServer() {
   // Normal exit goes through finish_shutdown(); this covers start-up failures.
@@ -79,20 +87,6 @@ ControlServer::~ControlServer() {
 }
 
 Status ControlServer::listen() {
-  // Stale segments of a previous run with this prefix (crash, SIGKILL).
-  const std::string prefix = config_.segment_prefix + "-";
-  if (DIR* d = ::opendir("/dev/shm")) {
-    int removed = 0;
-    while (dirent* e = ::readdir(d)) {
-      if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) {
-        boost::interprocess::shared_memory_object::remove(e->d_name);
-        ++removed;
-      }
-    }
-    ::closedir(d);
-    if (removed > 0) spdlog::info("removed {} stale segment(s) with prefix '{}'", removed, prefix);
-  }
-
   const std::string& path = config_.socket;
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -183,10 +177,29 @@ void ControlServer::reload_config() {
 void ControlServer::accept_next() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, stream::socket socket) {
     if (ec) {
-      if (ec != asio::error::operation_aborted) {
-        spdlog::warn("accept failed: {}", ec.message());
-        if (!draining_) accept_next();
+      if (ec != asio::error::operation_aborted && !draining_) {
+        // EMFILE and friends persist until a descriptor frees: retry after a
+        // pause rather than spin on accept (and flood the log).
+        spdlog::warn("accept failed: {}; retrying in {} ms", ec.message(),
+                     kAcceptRetryDelay.count());
+        accept_retry_timer_.expires_after(kAcceptRetryDelay);
+        accept_retry_timer_.async_wait([this](const boost::system::error_code& e) {
+          if (!e && !draining_) accept_next();
+        });
       }
+      return;
+    }
+    if (connections_.size() >= config_.max_clients + kExtraConnections) {
+      // Bounded: each connection may hold a request buffer and a session.
+      const auto payload = make_error_payload(
+          ErrorCode::kResourceExhausted,
+          "beatd has " + std::to_string(connections_.size()) +
+              " connections (daemon.max_clients=" + std::to_string(config_.max_clients) + " plus " +
+              std::to_string(kExtraConnections) + " for tools)");
+      (void)send_frame(socket.native_handle(), MessageType::kError, payload, -1, 0);
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      if (!draining_) accept_next();
       return;
     }
     auto c = std::make_shared<Connection>(std::move(socket));
@@ -249,18 +262,20 @@ void ControlServer::handle_frame(const ConnectionPtr& c) {
     case MessageType::kHello: handle_hello(c); return;
     case MessageType::kKernels: {
       const std::string text = kernels_.listing();
-      if (!send_frame(fd, MessageType::kKernelsOk, std::as_bytes(std::span(text))))
-        return close_connection(c, "write error");
+      if (!send_frame(fd, MessageType::kKernelsOk, std::as_bytes(std::span(text)), -1,
+                      kReplyTimeoutMs))
+        return close_connection(c, "reply not read");
       break;
     }
     case MessageType::kStats: {
       const std::string text = stats_json();
-      if (!send_frame(fd, MessageType::kStatsOk, std::as_bytes(std::span(text))))
-        return close_connection(c, "write error");
+      if (!send_frame(fd, MessageType::kStatsOk, std::as_bytes(std::span(text)), -1,
+                      kReplyTimeoutMs))
+        return close_connection(c, "reply not read");
       break;
     }
     case MessageType::kBye:
-      (void)send_frame(fd, MessageType::kByeOk, {});
+      (void)send_frame(fd, MessageType::kByeOk, {}, -1, kReplyTimeoutMs);
       close_connection(c, "BYE");
       return;
     default:
@@ -331,9 +346,9 @@ void ControlServer::handle_hello(const ConnectionPtr& c) {
   r.worker_count = pool_.worker_count();
   copy_fixed(r.segment_name, segment);
   if (Status s = send_frame(c->socket.native_handle(), MessageType::kHelloOk, as_bytes_of(r),
-                            c->session->segment_fd());
+                            c->session->segment_fd(), kReplyTimeoutMs);
       !s)
-    return close_connection(c, "write error during HELLO");
+    return close_connection(c, "HELLO reply not sent");
   spdlog::info("client {} '{}' connected: pid {} uid {}, segment {} ({} SQ, {} CQ, {} arena bytes)",
                id, name, c->peer.pid, c->peer.uid, segment, layout->sq_entries, layout->cq_entries,
                layout->arena_bytes);
@@ -344,7 +359,7 @@ void ControlServer::reply_error(const ConnectionPtr& c, ErrorCode code, const st
                                 bool close) {
   spdlog::warn("client connection (pid {}): {}", c->peer.pid, message);
   (void)send_frame(c->socket.native_handle(), MessageType::kError,
-                   make_error_payload(code, message));
+                   make_error_payload(code, message), -1, kReplyTimeoutMs);
   if (close) close_connection(c, "protocol error");
 }
 
@@ -395,15 +410,18 @@ void ControlServer::schedule_housekeeping() {
 void ControlServer::housekeeping() {
   if (finished_) return;
   reap_retired();
-  // Clients whose rings a worker found corrupt are disconnected.
-  for (auto it = connections_.begin(); it != connections_.end();) {
-    auto c = *it++;
-    if (c->session && c->session->broken_.load(std::memory_order_relaxed)) {
-      spdlog::warn("client {} '{}' corrupted its rings; disconnecting", c->session->client_id(),
-                   c->session->client_name());
-      close_connection(c, "corrupt rings");
-    }
+  // Clients whose rings a worker found corrupt are disconnected. Collected
+  // first: closing one may finish a drain, which clears connections_.
+  std::vector<ConnectionPtr> broken;
+  for (const auto& c : connections_)
+    if (c->session && c->session->broken_.load(std::memory_order_relaxed)) broken.push_back(c);
+  for (const auto& c : broken) {
+    if (finished_) return;
+    spdlog::warn("client {} '{}' corrupted its rings; disconnecting", c->session->client_id(),
+                 c->session->client_name());
+    close_connection(c, "corrupt rings");
   }
+  if (finished_) return;
   if (draining_) check_drain();
   if (!finished_) schedule_housekeeping();
 }
@@ -431,9 +449,12 @@ void ControlServer::begin_shutdown(const char* why) {
                          std::memory_order_seq_cst);
     const std::uint32_t reserved = h.sq.reserve.value.load(std::memory_order_seq_cst);
     c->session->drain_until_.store(reserved, std::memory_order_relaxed);
+    c->session->draining_.store(true, std::memory_order_release);
     // Wake client threads parked on a full SQ or an empty CQ so they notice.
-    h.sq_space.seq.fetch_add(1, std::memory_order_release);
-    futex_wake(&h.sq_space.seq, INT_MAX);
+    for (Doorbell* bell : {&h.sq_space, &h.cq_bell}) {
+      bell->seq.fetch_add(1, std::memory_order_release);
+      futex_wake(&bell->seq, INT_MAX);
+    }
   }
   pool_.wake_all();
   check_drain();
@@ -483,6 +504,7 @@ void ControlServer::finish_shutdown() {
     listening_ = false;
   }
   housekeeping_timer_.cancel();
+  accept_retry_timer_.cancel();
   signals_.cancel();
   spdlog::info("stopped: {} segment(s) unlinked, socket {} removed", segments, config_.socket);
   io_.stop();

@@ -39,7 +39,7 @@ class ControlServer {
                 const KernelRegistry& kernels, WorkerPool& pool, std::uint64_t daemon_instance);
   ~ControlServer();
 
-  // Removes stale segments of this prefix, binds and listens. Fails when
+  // Binds and listens. Fails when
   // another daemon already listens on the socket.
   Status listen();
   // Starts accepting, signal handling and housekeeping timers.
@@ -83,6 +83,7 @@ class ControlServer {
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer housekeeping_timer_;
+  boost::asio::steady_timer accept_retry_timer_;
   std::list<ConnectionPtr> connections_;
   struct Retired {
     std::unique_ptr<ClientSession> session;

@@ -69,8 +69,17 @@ struct WorkerPool::Worker {
   void announce_online() noexcept {
     const std::uint64_t e = pool.epoch_.load(std::memory_order_acquire);
     if (e == announced_) return;
+    const bool was_offline = announced_ == kOffline;
     pool.quiescent_[index].value.store(e, std::memory_order_release);
     announced_ = e;
+    // Coming back from offline (parked), the epoch we read may be stale
+    // while grace_passed() still reads kOffline: then our store above and
+    // our next load of the client table form a store-buffering pair with
+    // retire_client's unpublish and grace_passed's load. A seq_cst fence
+    // here (and seq_cst on the other side) rules out both reading the old
+    // values, as liburcu's rcu_thread_online does. Once per park, not per
+    // iteration.
+    if (was_offline) std::atomic_thread_fence(std::memory_order_seq_cst);
   }
 
   void announce_offline() noexcept {
@@ -86,12 +95,18 @@ struct WorkerPool::Worker {
     return pool.clients_[slot].load(std::memory_order_acquire);
   }
 
-  // Cheap unclaimed check: published SQ entries beyond what was consumed.
+  // Cheap unclaimed check: published SQ entries beyond what was consumed,
+  // that intake may take (not from a broken session, nor past the drain
+  // point of a draining one: the workers would spin on them).
   static bool has_submissions(const ClientSession& s) noexcept {
-    // Acquire on tail is not needed for a hint; relaxed avoids nothing on
-    // x86 but documents that no data is read through it.
+    // Relaxed: hints; no data is read through them (intake re-checks).
+    if (s.broken_.load(std::memory_order_relaxed)) return false;
+    const std::uint32_t head = s.sq_head_mirror_.load(std::memory_order_relaxed);
     const std::uint32_t tail = s.view().header->sq.tail.value.load(std::memory_order_relaxed);
-    return tail != s.sq_head_mirror_.load(std::memory_order_relaxed);
+    if (tail == head) return false;
+    if (s.draining_.load(std::memory_order_acquire))
+      return static_cast<std::int32_t>(s.drain_until_.load(std::memory_order_relaxed) - head) > 0;
+    return true;
   }
 
   // Submissions we could take now: a CQ-stalled client counts only once it
@@ -163,6 +178,17 @@ struct WorkerPool::Worker {
       credit = used_now <= cq_entries ? cq_entries - used_now : 0;
     }
     std::uint32_t n = avail < credit ? avail : credit;
+    // Draining: tasks reserved after the daemon read sq.reserve were
+    // cancelled by their clients; take nothing past that point (a client
+    // that keeps publishing must not hold the shutdown up).
+    if (s.draining_.load(std::memory_order_acquire)) {
+      const auto left =
+          static_cast<std::int32_t>(s.drain_until_.load(std::memory_order_relaxed) - head);
+      if (left <= 0)
+        n = 0;
+      else if (static_cast<std::uint32_t>(left) < n)
+        n = static_cast<std::uint32_t>(left);
+    }
     if (n > chunk.size()) n = static_cast<std::uint32_t>(chunk.size());
     if (n == 0) {
       s.intake_claim_.store(false, std::memory_order_release);
@@ -206,14 +232,18 @@ struct WorkerPool::Worker {
     const std::uint64_t arena_bytes = v.layout.arena_bytes;
     // Relaxed: closing_ only decides whether to skip work; the session stays
     // mapped until our next quiescent state whatever we read.
-    const bool dropping = s.closing_.load(std::memory_order_relaxed);
-    TaskContext ctx(index, s.client_id(), ArenaView{v.arena, arena_bytes});
+    bool dropping = s.closing_.load(std::memory_order_relaxed);
+    TaskContext ctx(index, s.client_id(), ArenaView{v.arena, arena_bytes}, &pool.stop_,
+                    &s.closing_);
     std::uint64_t failed = 0;
     std::uint64_t executed = 0;
     std::uint32_t dropped = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
       const TaskDescriptor& d = chunk[i];
       if ((d.flags & kTaskFlagCancelled) != 0) continue;
+      // Per task, so a chunk of long tasks stops soon after the daemon's
+      // shutdown timeout or the client's death (relaxed: only cuts work).
+      dropping = dropping || ctx.cancelled();
       if (dropping) {
         ++dropped;
         continue;
@@ -484,8 +514,10 @@ std::uint64_t WorkerPool::retire_client(ClientSession* session) {
 
 bool WorkerPool::grace_passed(std::uint64_t epoch) const noexcept {
   for (std::uint32_t i = 0; i < infos_.size(); ++i) {
-    // Acquire: pairs with the worker's release store of its announcement.
-    const std::uint64_t q = quiescent_[i].value.load(std::memory_order_acquire);
+    // seq_cst (not just acquire): pairs with the worker's release store and,
+    // for a worker coming back online, with its seq_cst fence (see
+    // announce_online); retire_client's unpublish is seq_cst too.
+    const std::uint64_t q = quiescent_[i].value.load(std::memory_order_seq_cst);
     if (q != kOffline && q < epoch) return false;
   }
   return true;

@@ -23,13 +23,16 @@ KernelResult noop_kernel(TaskContext&, KernelArgs args, ArenaView) {
   return KernelResult::ok(args[0]);
 }
 
-KernelResult spin_kernel(TaskContext&, KernelArgs args, ArenaView) {
+KernelResult spin_kernel(TaskContext& ctx, KernelArgs args, ArenaView) {
   if (args[0] > kMaxSpinNs) return KernelResult::invalid_args(0);
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const auto until = start + std::chrono::nanoseconds(args[0]);
   auto now = start;
-  while (now < until) now = Clock::now();
+  while (now < until) {
+    if (ctx.cancelled()) return KernelResult::cancelled();
+    now = Clock::now();
+  }
   return KernelResult::ok(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count()));
 }

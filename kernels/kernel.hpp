@@ -16,6 +16,7 @@
 // Thread-safety: a kernel may run on any worker, concurrently with itself.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -46,17 +47,36 @@ struct KernelResult {
   static constexpr KernelResult error(std::uint32_t code) noexcept {
     return {TaskStatus::kKernelError, code, 0};
   }
+  // The kernel stopped early because TaskContext::cancelled().
+  static constexpr KernelResult cancelled() noexcept { return {TaskStatus::kDropped, 0, 0}; }
 };
 
 // Per-task execution context handed to a kernel.
 // Thread-safety: owned by the running worker; valid only during the call.
 class TaskContext {
  public:
-  TaskContext(std::uint32_t worker_index, std::uint32_t client_id, ArenaView arena) noexcept
-      : worker_index_(worker_index), client_id_(client_id), arena_(arena) {}
+  // `stop` and `closing` (may be null): flags whose setting means the task's
+  // result will not be delivered (daemon stopping, client gone).
+  TaskContext(std::uint32_t worker_index, std::uint32_t client_id, ArenaView arena,
+              const std::atomic<bool>* stop = nullptr,
+              const std::atomic<bool>* closing = nullptr) noexcept
+      : worker_index_(worker_index),
+        client_id_(client_id),
+        arena_(arena),
+        stop_(stop),
+        closing_(closing) {}
 
   std::uint32_t worker_index() const noexcept { return worker_index_; }
   std::uint32_t client_id() const noexcept { return client_id_; }
+
+  // True once nobody will receive this task's result. A long-running kernel
+  // polls it (a relaxed load each, no ordering needed: it only cuts work
+  // short) and returns KernelResult::cancelled(), so the daemon stops within
+  // daemon.shutdown_timeout_ms and a dead client's work ends early.
+  bool cancelled() const noexcept {
+    return (stop_ != nullptr && stop_->load(std::memory_order_relaxed)) ||
+           (closing_ != nullptr && closing_->load(std::memory_order_relaxed));
+  }
 
   // The whole arena of the submitting client, for kernels whose inline
   // arguments name further ranges. Check ranges with arena_range().
@@ -73,6 +93,8 @@ class TaskContext {
   std::uint32_t worker_index_;
   std::uint32_t client_id_;
   ArenaView arena_;
+  const std::atomic<bool>* stop_;
+  const std::atomic<bool>* closing_;
 };
 
 using KernelFn = KernelResult (*)(TaskContext& ctx, KernelArgs args, ArenaView data);

@@ -1,5 +1,6 @@
 #include "shared/control_message.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -50,8 +51,8 @@ Status read_exact(int fd, std::byte* dst, std::size_t n, int* passed_fd) {
 
 }  // namespace
 
-Status send_frame(int socket_fd, MessageType type, std::span<const std::byte> payload,
-                  int pass_fd) {
+Status send_frame(int socket_fd, MessageType type, std::span<const std::byte> payload, int pass_fd,
+                  int timeout_ms) {
   if (payload.size() > kMaxFramePayload)
     return Status(ErrorCode::kInvalidArgument,
                   "frame payload of " + std::to_string(payload.size()) + " bytes exceeds " +
@@ -78,13 +79,14 @@ Status send_frame(int socket_fd, MessageType type, std::span<const std::byte> pa
     const ssize_t r = sendmsg(socket_fd, &msg, MSG_NOSIGNAL);
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        // Non-blocking socket with a full buffer: control frames are small,
-        // so this is rare; wait for room rather than fail the request.
-        fd_set w;
-        FD_ZERO(&w);
-        FD_SET(socket_fd, &w);
-        select(socket_fd + 1, nullptr, &w, nullptr, nullptr);
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // Non-blocking socket with a full buffer: wait for room, bounded.
+        pollfd p{socket_fd, POLLOUT, 0};
+        const int r = ::poll(&p, 1, timeout_ms);
+        if (r == 0)
+          return Status(ErrorCode::kTimedOut, "peer did not read its control socket for " +
+                                                  std::to_string(timeout_ms) + " ms");
+        if (r < 0 && errno != EINTR) return io_error("poll on control socket");
         continue;
       }
       return io_error("sendmsg on control socket");

@@ -91,8 +91,14 @@ struct ErrorReply {
 
 // Blocking frame I/O for the client and beatctl (the daemon frames with Asio).
 // `pass_fd` >= 0 is sent with SCM_RIGHTS alongside the frame.
+// `timeout_ms` bounds how long a full socket buffer may block the call
+// (< 0: forever); the daemon passes kReplyTimeoutMs so a peer that stops
+// reading cannot stall its control thread. kTimedOut when it passes.
 Status send_frame(int socket_fd, MessageType type, std::span<const std::byte> payload,
-                  int pass_fd = -1);
+                  int pass_fd = -1, int timeout_ms = -1);
+
+// How long the daemon waits for a peer to make room for a reply.
+inline constexpr int kReplyTimeoutMs = 1000;
 
 struct ReceivedFrame {
   MessageType type{};

@@ -2,12 +2,16 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <thread>
 
 #include "client/client.hpp"
+#include "shared/control_message.hpp"
 #include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
 #include "tests/support/watchdog.hpp"
@@ -101,6 +105,76 @@ TEST(DaemonControl, SighupReloadsLiveKeysAndKeepsServing) {
   for (int n : seen) EXPECT_EQ(n, 1);
   EXPECT_TRUE(d->alive());
   ::unlink(path);
+}
+
+std::string temp_config(const std::string& text) {
+  char path[] = "/tmp/beat-cfg-XXXXXX";
+  const int fd = ::mkstemp(path);
+  EXPECT_GE(fd, 0);
+  ::close(fd);
+  std::ofstream(path, std::ios::trunc) << text;
+  return path;
+}
+
+TEST(DaemonControl, ShutdownTimeoutBoundsTheDrainOfLongTasks) {
+  test::ScopedWatchdog watchdog("DaemonControl.ShutdownTimeout", 60);
+  const std::string cfg = temp_config("[daemon]\nshutdown_timeout_ms = 300\n");
+  auto d = DaemonProcess::start(
+      {.workers = 1, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = cfg});
+  ASSERT_NE(d, nullptr);
+  auto c = Client::connect({.socket_path = d->socket_path(), .name = "long"});
+  ASSERT_TRUE(c);
+  const std::uint32_t spin = *(*c)->kernel_id("spin");
+  std::vector<TaskDescriptor> batch;
+  for (std::uint64_t i = 0; i < 6; ++i) batch.push_back(make_task(spin, i, {5'000'000'000ull}));
+  ASSERT_TRUE((*c)->submit(batch));  // 30 s of work on one worker
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto t0 = std::chrono::steady_clock::now();
+  // Exit 0 within a few seconds, not after the 30 s of accepted work.
+  EXPECT_EQ(d->signal_and_wait(SIGTERM, std::chrono::seconds(5)), 0) << d->log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_NE(d->log().find("dropping unfinished tasks"), std::string::npos) << d->log();
+  EXPECT_TRUE(d->segments().empty());
+  ::unlink(cfg.c_str());
+}
+
+TEST(DaemonControl, ConnectionsBeyondTheLimitAreRefusedByName) {
+  const std::string cfg = temp_config("[daemon]\nmax_clients = 1\n");
+  auto d = DaemonProcess::start(
+      {.workers = 1, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = cfg});
+  ASSERT_NE(d, nullptr);
+  std::vector<int> fds;
+  auto open_one = [&] {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, d->socket_path().c_str(), sizeof(addr.sun_path) - 1);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    fds.push_back(fd);
+    return fd;
+  };
+  // max_clients (1) + 16 for tools are accepted; prove each is served.
+  for (int i = 0; i < 17; ++i) {
+    const int fd = open_one();
+    ASSERT_TRUE(send_frame(fd, MessageType::kKernels, {}));
+    auto f = recv_frame(fd);
+    ASSERT_TRUE(f) << i << ": " << f.status().message();
+    EXPECT_EQ(f->type, MessageType::kKernelsOk) << i;
+  }
+  // The next one is told why and closed.
+  const int extra = open_one();
+  auto f = recv_frame(extra);
+  ASSERT_TRUE(f) << f.status().message();
+  ASSERT_EQ(f->type, MessageType::kError);
+  const Status s = parse_error_payload(f->payload);
+  EXPECT_EQ(s.code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("daemon.max_clients=1"), std::string::npos) << s.message();
+  for (int fd : fds) ::close(fd);
+  // Once they are gone, a client gets in again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto c = Client::connect({.socket_path = d->socket_path(), .name = "later"});
+  EXPECT_TRUE(c) << c.status().message();
+  ::unlink(cfg.c_str());
 }
 
 }  // namespace

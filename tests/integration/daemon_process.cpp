@@ -185,7 +185,27 @@ std::string DaemonProcess::log() const {
   return os.str();
 }
 
-std::vector<std::string> DaemonProcess::segments() const { return shm_entries(prefix_ + "-"); }
+std::vector<std::string> DaemonProcess::segments() const {
+  std::vector<std::string> out;
+  const std::string dir = "/proc/" + std::to_string(pid_) + "/fd";
+  const std::string want = "/memfd:" + prefix_ + "-";
+  if (DIR* d = reaped_ ? nullptr : ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      char target[512];
+      const ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof(target) - 1);
+      if (n <= 0) continue;
+      std::string t(target, static_cast<std::size_t>(n));
+      if (t.rfind(want, 0) != 0) continue;
+      t = t.substr(std::strlen("/memfd:"));
+      if (const auto sp = t.find(' '); sp != std::string::npos) t.resize(sp);  // " (deleted)"
+      out.push_back(t);
+    }
+    ::closedir(d);
+  }
+  // Nothing may ever be named in /dev/shm either.
+  for (auto& name : shm_entries(prefix_)) out.push_back("/dev/shm/" + name);
+  return out;
+}
 
 int run_program(const std::vector<std::string>& argv_in, std::string& output,
                 std::chrono::seconds timeout) {

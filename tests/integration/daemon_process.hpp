@@ -51,7 +51,9 @@ class DaemonProcess {
   bool alive();
   // The daemon's stderr so far.
   std::string log() const;
-  // Names in /dev/shm that start with this daemon's segment prefix.
+  // Client segments the daemon holds: names of its memfds (from
+  // /proc/<pid>/fd) that start with this daemon's segment prefix. Empty once
+  // the daemon has exited.
   std::vector<std::string> segments() const;
 
  private:

@@ -2,6 +2,7 @@
 // descriptors get error completions, corrupt rings get the client
 // disconnected, and neither disturbs the daemon or its other clients.
 // Bad configuration stops beatd with a message naming the key and value.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -118,14 +119,17 @@ class RawSession {
     auto layout = compute_layout(r.sq_entries, r.cq_entries, r.arena_bytes);
     bytes_ = layout->total_bytes;
     base_ = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
-    ::close(f->fd);
+    segment_fd_ = f->fd;
     if (base_ == MAP_FAILED) base_ = nullptr;
     if (base_ != nullptr) view_ = SegmentView::over(base_, *layout);
   }
   ~RawSession() {
     if (base_ != nullptr) ::munmap(base_, bytes_);
+    if (segment_fd_ >= 0) ::close(segment_fd_);
     if (fd_ >= 0) ::close(fd_);
   }
+  int segment_fd() const { return segment_fd_; }
+  std::uint64_t segment_bytes() const { return bytes_; }
   bool ok() const { return base_ != nullptr; }
   SegmentView& view() { return view_; }
   // True once the daemon closed our connection (EOF) within `timeout`.
@@ -144,6 +148,7 @@ class RawSession {
 
  private:
   int fd_ = -1;
+  int segment_fd_ = -1;
   void* base_ = nullptr;
   std::uint64_t bytes_ = 0;
   SegmentView view_{};
@@ -208,6 +213,55 @@ TEST(HostileInput, CorruptRingIndicesDisconnectOnlyThatClient) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].result, 42u);
   EXPECT_NE(d->log().find("corrupted its rings"), std::string::npos);
+}
+
+TEST(HostileInput, ClientCannotResizeItsSegmentUnderTheDaemon) {
+  test::ScopedWatchdog watchdog("HostileInput.Resize", 60);
+  auto d = DaemonProcess::start();
+  ASSERT_NE(d, nullptr);
+  RawSession raw(d->socket_path());
+  ASSERT_TRUE(raw.ok());
+  // Shrinking would make the daemon's next access to the mapping fault
+  // (SIGBUS); the segment is sealed against both directions.
+  EXPECT_EQ(::ftruncate(raw.segment_fd(), 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(::ftruncate(raw.segment_fd(), static_cast<off_t>(raw.segment_bytes() * 2)), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(::fcntl(raw.segment_fd(), F_ADD_SEALS, F_SEAL_WRITE), -1) << "seals are final";
+  // The daemon still reads the segment (STATS walks every header) and serves.
+  auto c = Client::connect({.socket_path = d->socket_path(), .name = "after"});
+  ASSERT_TRUE(c) << c.status().message();
+  auto stats = (*c)->stats_json();
+  ASSERT_TRUE(stats) << stats.status().message();
+  EXPECT_NE(stats->find("\"name\":\"raw\""), std::string::npos) << *stats;
+  const auto out = run_all(**c, {make_task(*(*c)->kernel_id("noop"), 1, {9})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].result, 9u);
+  EXPECT_TRUE(d->alive());
+}
+
+TEST(HostileInput, PipelinedRequestsNeverReadCannotStallTheDaemon) {
+  test::ScopedWatchdog watchdog("HostileInput.Pipelined", 60);
+  auto d = DaemonProcess::start();
+  ASSERT_NE(d, nullptr);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, d->socket_path().c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  // Hundreds of STATS requests whose replies we never read: the daemon's
+  // reply buffer fills; it must give up on us, not block its control thread.
+  const FrameHeader stats{kFrameMagic, static_cast<std::uint32_t>(MessageType::kStats), 0, 0};
+  for (int i = 0; i < 2000; ++i)
+    if (::send(fd, &stats, sizeof(stats), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(stats)) break;
+  // Meanwhile another client is served promptly.
+  auto c = Client::connect({.socket_path = d->socket_path(), .name = "bystander"});
+  ASSERT_TRUE(c) << c.status().message();
+  const auto out = run_all(**c, {make_task(*(*c)->kernel_id("noop"), 1, {3})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].result, 3u);
+  ::close(fd);
+  EXPECT_TRUE(d->alive());
 }
 
 TEST(HostileInput, WrongProtocolVersionIsRefusedByName) {
