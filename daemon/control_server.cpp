@@ -457,8 +457,8 @@ void ControlServer::begin_shutdown(const char* why) {
     }
   }
   pool_.wake_all();
-  check_drain();
-  schedule_housekeeping();
+  check_drain();  // may finish the shutdown at once (nothing in flight)
+  if (!finished_) schedule_housekeeping();
 }
 
 void ControlServer::check_drain() {

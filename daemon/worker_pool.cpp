@@ -198,11 +198,10 @@ struct WorkerPool::Worker {
       s.cq_stalled_.store(false, std::memory_order_relaxed);
       h.cq_space.needs_wakeup.store(0, std::memory_order_relaxed);
     }
-    const SegmentView& view = v;
     std::uint32_t owed = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
       // One copy out of shared memory; only the private copy is used below.
-      chunk[i] = copy_entry(view.sq_slots, sq_entries - 1, head + i);
+      chunk[i] = copy_entry(v.sq_slots, sq_entries - 1, head + i);
       if ((chunk[i].flags & kTaskFlagCancelled) == 0) ++owed;
     }
     s.sq_head_ = head + n;
