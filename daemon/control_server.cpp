@@ -539,7 +539,7 @@ std::string ControlServer::stats_json() const {
        << ",\"busy_ratio\":" << (uptime > 0 ? busy / uptime : 0.0) << "}";
   }
   os << "],\"clients\":[";
-  bool first = true;
+  std::size_t with_session = 0;
   for (const auto& c : connections_) {
     if (!c->session) continue;
     const ClientSession& s = *c->session;
@@ -549,7 +549,7 @@ std::string ControlServer::stats_json() const {
                                    s.sq_head_mirror_.load(std::memory_order_relaxed);
     const std::uint32_t cq_depth = s.cq_commit_.load(std::memory_order_relaxed) -
                                    h.cq.head.value.load(std::memory_order_relaxed);
-    os << (first ? "" : ",") << "{\"id\":" << s.client_id()
+    os << (with_session++ == 0 ? "" : ",") << "{\"id\":" << s.client_id()
        << ",\"name\":" << json_quote(s.client_name()) << ",\"pid\":" << s.peer().pid
        << ",\"uid\":" << s.peer().uid << ",\"segment\":" << json_quote(s.segment_name())
        << ",\"sq_entries\":" << s.view().layout.sq_entries
@@ -560,14 +560,10 @@ std::string ControlServer::stats_json() const {
        << ",\"inflight\":" << s.inflight()
        << ",\"tasks_completed\":" << s.tasks_taken_.load(std::memory_order_relaxed) - s.inflight()
        << ",\"tasks_failed\":" << s.tasks_failed_.load(std::memory_order_relaxed) << "}";
-    first = false;
   }
-  os << "],\"clients_connected\":"
-     << (first ? 0
-               : std::count_if(connections_.begin(), connections_.end(),
-                               [](const ConnectionPtr& c) { return c->session != nullptr; }))
-     << ",\"sessions_total\":" << sessions_total_ << ",\"tasks_completed\":" << total_run
-     << ",\"tasks_failed\":" << total_failed << ",\"kernels\":" << kernels_.size() << "}";
+  os << "],\"clients_connected\":" << with_session << ",\"sessions_total\":" << sessions_total_
+     << ",\"tasks_completed\":" << total_run << ",\"tasks_failed\":" << total_failed
+     << ",\"kernels\":" << kernels_.size() << "}";
   return os.str();
 }
 

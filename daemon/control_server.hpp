@@ -50,9 +50,6 @@ class ControlServer {
   std::string stats_json() const;
   // Address the metrics exposer reports in STATS ("" when disabled).
   void set_metrics_endpoint(std::string endpoint) { metrics_endpoint_ = std::move(endpoint); }
-  std::uint32_t connected_clients() const noexcept {
-    return static_cast<std::uint32_t>(connections_.size());
-  }
 
  private:
   struct Connection;

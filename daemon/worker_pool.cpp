@@ -236,17 +236,15 @@ struct WorkerPool::Worker {
                     &s.closing_);
     std::uint64_t failed = 0;
     std::uint64_t executed = 0;
-    std::uint32_t dropped = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
       const TaskDescriptor& d = chunk[i];
       if ((d.flags & kTaskFlagCancelled) != 0) continue;
       // Per task, so a chunk of long tasks stops soon after the daemon's
       // shutdown timeout or the client's death (relaxed: only cuts work).
+      // Dropped tasks owe nothing: the session is closing (its segment goes
+      // after the grace period) or the daemon is stopping.
       dropping = dropping || ctx.cancelled();
-      if (dropping) {
-        ++dropped;
-        continue;
-      }
+      if (dropping) continue;
       CompletionEntry c{d.tag, 0, 0, 0, 0};
       TaskStatus st = validate_descriptor(d, kernel_count, arena_bytes);
       if (st == TaskStatus::kOk) {
@@ -271,9 +269,6 @@ struct WorkerPool::Worker {
       if (pending.size() == kCompletionFlushEvery) post(s);
     }
     if (!pending.empty()) post(s);
-    // Dropped tasks owe nothing: the session is closing and its segment goes
-    // after the grace period, whatever its counters say.
-    (void)dropped;
     bump(counters.tasks_run, executed);
     bump(counters.tasks_failed, failed);
     if (failed != 0) s.tasks_failed_.fetch_add(failed, std::memory_order_relaxed);
