@@ -2,8 +2,6 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -145,11 +143,8 @@ TEST(DaemonControl, ConnectionsBeyondTheLimitAreRefusedByName) {
   ASSERT_NE(d, nullptr);
   std::vector<int> fds;
   auto open_one = [&] {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, d->socket_path().c_str(), sizeof(addr.sun_path) - 1);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const int fd = test::connect_unix(d->socket_path());
+    EXPECT_GE(fd, 0);
     fds.push_back(fd);
     return fd;
   };

@@ -74,4 +74,9 @@ int run_program(const std::vector<std::string>& argv, std::string& output,
 // Names in /dev/shm starting with `prefix`.
 std::vector<std::string> shm_entries(const std::string& prefix);
 
+// A raw Unix stream socket connected to `path` (for tests that speak the
+// control protocol by hand), or -1 when nothing accepts there. The caller
+// closes it.
+int connect_unix(const std::string& path);
+
 }  // namespace beat::test

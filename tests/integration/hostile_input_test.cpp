@@ -7,7 +7,6 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -100,11 +99,8 @@ TEST(HostileInput, MalformedDescriptorsGetErrorCompletionsAndDaemonKeepsServing)
 class RawSession {
  public:
   explicit RawSession(const std::string& socket) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, socket.c_str(), sizeof(addr.sun_path) - 1);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return;
+    fd_ = test::connect_unix(socket);
+    if (fd_ < 0) return;
     HelloRequest req{};
     req.version = kProtocolVersion;
     req.sq_entries = 64;
@@ -244,11 +240,8 @@ TEST(HostileInput, PipelinedRequestsNeverReadCannotStallTheDaemon) {
   test::ScopedWatchdog watchdog("HostileInput.Pipelined", 60);
   auto d = DaemonProcess::start();
   ASSERT_NE(d, nullptr);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, d->socket_path().c_str(), sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int fd = test::connect_unix(d->socket_path());
+  ASSERT_GE(fd, 0);
   // Hundreds of STATS requests whose replies we never read: the daemon's
   // reply buffer fills; it must give up on us, not block its control thread.
   const FrameHeader stats{kFrameMagic, static_cast<std::uint32_t>(MessageType::kStats), 0, 0};
@@ -267,11 +260,8 @@ TEST(HostileInput, PipelinedRequestsNeverReadCannotStallTheDaemon) {
 TEST(HostileInput, WrongProtocolVersionIsRefusedByName) {
   auto d = DaemonProcess::start();
   ASSERT_NE(d, nullptr);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, d->socket_path().c_str(), sizeof(addr.sun_path) - 1);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int fd = test::connect_unix(d->socket_path());
+  ASSERT_GE(fd, 0);
   HelloRequest req{};
   req.version = 99;
   ASSERT_TRUE(send_frame(fd, MessageType::kHello, as_bytes_of(req)));
