@@ -21,6 +21,7 @@ readonly PACKAGES=(
   libcli11-dev
   libsystemd-dev
   libxxhash-dev
+  nettle-dev
   libgtest-dev
   libgmock-dev
   libbenchmark-dev
