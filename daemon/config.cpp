@@ -160,6 +160,9 @@ Status validate_config(const Config& c) {
   BEAT_TRY(range("workers.count", c.worker_count, 0, kMaxWorkers));
   BEAT_TRY(range("workers.idle_spin_us", c.idle_spin_us, 0, kMaxIdleSpinUs));
   BEAT_TRY(range("workers.intake_batch", c.intake_batch, 1, kMaxIntakeBatch));
+  BEAT_TRY(range("scheduler.heartbeat_us", c.heartbeat_us, kMinHeartbeatUs, kMaxHeartbeatUs));
+  BEAT_TRY(range("scheduler.steal_attempts_per_level", c.steal_attempts_per_level, 0,
+                 kMaxStealAttemptsPerLevel));
   BEAT_TRY(range("clients.sq_entries_max", c.sq_entries_max, kMinRingEntries, kMaxRingEntries));
   BEAT_TRY(range("clients.cq_entries_max", c.cq_entries_max, kMinRingEntries, kMaxRingEntries));
   BEAT_TRY(range("clients.arena_bytes_max", c.arena_bytes_max, 4096, kMaxArenaBytes));
@@ -186,7 +189,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
     return Status(ErrorCode::kInvalidArgument, os.str());
   }
   Config c;
-  BEAT_TRY(check_known(root, "", {"daemon", "workers", "clients", "metrics"}, origin));
+  BEAT_TRY(check_known(root, "", {"daemon", "workers", "scheduler", "clients", "metrics"}, origin));
   Status err;
   if (const toml::table* t = section_of(root, "daemon", err, origin)) {
     BEAT_TRY(check_known(*t, "daemon",
@@ -208,6 +211,23 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
     BEAT_TRY(read_int(*t, "workers", "idle_spin_us", 0, kMaxIdleSpinUs, c.idle_spin_us, origin));
     BEAT_TRY(read_int(*t, "workers", "intake_batch", 1, kMaxIntakeBatch, c.intake_batch, origin));
     BEAT_TRY(read_bool(*t, "workers", "pin", c.pin, origin));
+  }
+  BEAT_TRY(err);
+  if (const toml::table* t = section_of(root, "scheduler", err, origin)) {
+    BEAT_TRY(check_known(*t, "scheduler",
+                         {"heartbeat_us", "steal_policy", "steal_attempts_per_level"}, origin));
+    BEAT_TRY(read_int(*t, "scheduler", "heartbeat_us", kMinHeartbeatUs, kMaxHeartbeatUs,
+                      c.heartbeat_us, origin));
+    std::string policy(sched::to_string(c.steal_policy));
+    BEAT_TRY(read_string(*t, "scheduler", "steal_policy", policy, origin));
+    auto kind = sched::parse_steal_policy(policy);
+    if (!kind)
+      return Status(
+          ErrorCode::kInvalidArgument,
+          std::string(origin) + ": key 'scheduler.steal_policy': " + kind.status().message());
+    c.steal_policy = *kind;
+    BEAT_TRY(read_int(*t, "scheduler", "steal_attempts_per_level", 0, kMaxStealAttemptsPerLevel,
+                      c.steal_attempts_per_level, origin));
   }
   BEAT_TRY(err);
   if (const toml::table* t = section_of(root, "clients", err, origin)) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/scheduler/steal_policy.hpp"
 #include "shared/status.hpp"
 
 namespace beat {
@@ -29,6 +30,11 @@ struct Config {
   std::uint32_t intake_batch = 64;   // most tasks one worker takes from one SQ at once
   bool pin = true;
 
+  // [scheduler]
+  std::uint32_t heartbeat_us = 100;  // promote stealable work at most this often
+  sched::StealPolicyKind steal_policy = sched::StealPolicyKind::kTopology;
+  std::uint32_t steal_attempts_per_level = 2;  // 0 = every victim of a level
+
   // [clients]
   std::uint32_t sq_entries_max = 65536;
   std::uint32_t cq_entries_max = 131072;
@@ -45,6 +51,9 @@ inline constexpr std::uint32_t kMaxClientsLimit = 63;
 inline constexpr std::uint32_t kMaxWorkers = 1024;
 inline constexpr std::uint32_t kMaxIdleSpinUs = 1'000'000;
 inline constexpr std::uint32_t kMaxIntakeBatch = 4096;
+inline constexpr std::uint32_t kMinHeartbeatUs = 1;
+inline constexpr std::uint32_t kMaxHeartbeatUs = 1'000'000;
+inline constexpr std::uint32_t kMaxStealAttemptsPerLevel = 1024;
 
 // Parses TOML text; `origin` names the file in error messages.
 Result<Config> parse_config(std::string_view toml_text, std::string_view origin);

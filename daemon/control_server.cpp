@@ -159,6 +159,11 @@ void ControlServer::reload_config() {
     spdlog::info("SIGHUP: workers.idle_spin_us {} -> {}", config_.idle_spin_us, n.idle_spin_us);
     config_.idle_spin_us = n.idle_spin_us;
   }
+  if (n.heartbeat_us != config_.heartbeat_us) {
+    pool_.set_heartbeat_us(n.heartbeat_us);
+    spdlog::info("SIGHUP: scheduler.heartbeat_us {} -> {}", config_.heartbeat_us, n.heartbeat_us);
+    config_.heartbeat_us = n.heartbeat_us;
+  }
   const bool restart_needed =
       n.socket != config_.socket || n.socket_mode != config_.socket_mode ||
       n.segment_prefix != config_.segment_prefix || n.max_clients != config_.max_clients ||
@@ -166,11 +171,13 @@ void ControlServer::reload_config() {
       n.pin != config_.pin || n.sq_entries_max != config_.sq_entries_max ||
       n.cq_entries_max != config_.cq_entries_max || n.arena_bytes_max != config_.arena_bytes_max ||
       n.metrics_address != config_.metrics_address ||
-      n.shutdown_timeout_ms != config_.shutdown_timeout_ms;
+      n.shutdown_timeout_ms != config_.shutdown_timeout_ms ||
+      n.steal_policy != config_.steal_policy ||
+      n.steal_attempts_per_level != config_.steal_attempts_per_level;
   if (restart_needed)
     spdlog::warn(
         "SIGHUP: some changed keys take effect only after a restart "
-        "(only daemon.log_level and workers.idle_spin_us reload live)");
+        "(only daemon.log_level, workers.idle_spin_us and scheduler.heartbeat_us reload live)");
   sd_notify(0, "READY=1");
 }
 
@@ -510,6 +517,14 @@ void ControlServer::finish_shutdown() {
   io_.stop();
 }
 
+namespace {
+// Successful steals per spawned task (forks, parallel_for iterations and
+// client tasks all count as spawns): how much of the work moved.
+double steal_rate(std::uint64_t steals, std::uint64_t spawns) {
+  return spawns == 0 ? 0.0 : static_cast<double>(steals) / static_cast<double>(spawns);
+}
+}  // namespace
+
 std::string ControlServer::stats_json() const {
   std::ostringstream os;
   const double uptime =
@@ -521,21 +536,37 @@ std::string ControlServer::stats_json() const {
      << ",\"socket\":" << json_quote(config_.socket)
      << ",\"metrics_endpoint\":" << json_quote(metrics_endpoint_)
      << ",\"parked_workers\":" << pool_.parked_workers() << ",\"workers\":[";
+  std::uint64_t total_spawns = 0, total_steals = 0, total_attempts = 0;
+  const sched::Scheduler& sched = pool_.scheduler();
   for (std::uint32_t i = 0; i < pool_.worker_count(); ++i) {
-    const WorkerInfo& w = pool_.workers()[i];
+    const sched::WorkerPlacement& w = pool_.workers()[i];
     const WorkerCounters& k = pool_.counters(i);
+    const sched::WorkerStats& ws = sched.worker_stats(i);
     const auto run = k.tasks_run.load(std::memory_order_relaxed);
     const auto failed = k.tasks_failed.load(std::memory_order_relaxed);
+    const auto spawns = ws.spawns.load(std::memory_order_relaxed);
+    const auto steals = ws.steals.load(std::memory_order_relaxed);
+    const auto attempts = ws.steal_attempts.load(std::memory_order_relaxed);
     total_run += run;
     total_failed += failed;
-    const double busy = static_cast<double>(k.busy_ns.load(std::memory_order_relaxed)) * 1e-9;
-    const double parked = static_cast<double>(k.parked_ns.load(std::memory_order_relaxed)) * 1e-9;
+    total_spawns += spawns;
+    total_steals += steals;
+    total_attempts += attempts;
+    std::uint64_t busy_ns = 0, idle_ns = 0, parked_ns = 0;
+    sched.worker_times(i, busy_ns, idle_ns, parked_ns);
+    const double busy = static_cast<double>(busy_ns) * 1e-9;
     os << (i ? "," : "") << "{\"index\":" << w.index << ",\"core\":" << w.core
        << ",\"os_pu\":" << w.os_pu << ",\"pinned\":" << (w.pinned ? "true" : "false")
        << ",\"tasks\":" << run << ",\"failed\":" << failed
        << ",\"intake_chunks\":" << k.intake_chunks.load(std::memory_order_relaxed)
-       << ",\"parks\":" << k.parks.load(std::memory_order_relaxed) << ",\"busy_seconds\":" << busy
-       << ",\"parked_seconds\":" << parked
+       << ",\"spawns\":" << spawns
+       << ",\"promotions\":" << ws.promotions.load(std::memory_order_relaxed)
+       << ",\"steal_attempts\":" << attempts << ",\"steals\":" << steals
+       << ",\"steal_rate\":" << steal_rate(steals, spawns)
+       << ",\"jobs_stolen_run\":" << ws.jobs_run.load(std::memory_order_relaxed)
+       << ",\"parks\":" << ws.parks.load(std::memory_order_relaxed) << ",\"busy_seconds\":" << busy
+       << ",\"idle_seconds\":" << static_cast<double>(idle_ns) * 1e-9
+       << ",\"parked_seconds\":" << static_cast<double>(parked_ns) * 1e-9
        << ",\"busy_ratio\":" << (uptime > 0 ? busy / uptime : 0.0) << "}";
   }
   os << "],\"clients\":[";
@@ -563,6 +594,10 @@ std::string ControlServer::stats_json() const {
   }
   os << "],\"clients_connected\":" << with_session << ",\"sessions_total\":" << sessions_total_
      << ",\"tasks_completed\":" << total_run << ",\"tasks_failed\":" << total_failed
+     << ",\"spawns\":" << total_spawns << ",\"steal_attempts\":" << total_attempts
+     << ",\"steals\":" << total_steals
+     << ",\"steal_rate\":" << steal_rate(total_steals, total_spawns) << ",\"steal_policy\":\""
+     << sched.policy().name() << "\""
      << ",\"kernels\":" << kernels_.size() << "}";
   return os.str();
 }

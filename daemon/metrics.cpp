@@ -41,24 +41,44 @@ std::vector<prometheus::MetricFamily> PoolMetrics::Collect() const {
   auto failed =
       family("beat_tasks_failed_total", "Tasks that completed with a non-ok status, by worker.",
              MetricType::Counter);
-  auto busy = family("beat_worker_busy_seconds_total",
-                     "Seconds each worker spent running kernels and posting completions.",
+  auto busy =
+      family("beat_worker_busy_seconds_total",
+             "Seconds each worker spent running tasks and stolen work.", MetricType::Counter);
+  auto idle = family("beat_worker_idle_seconds_total",
+                     "Seconds each worker spent searching for work (spinning, stealing).",
                      MetricType::Counter);
   auto parked = family("beat_worker_parked_seconds_total",
                        "Seconds each worker spent parked on its futex.", MetricType::Counter);
   auto parks = family("beat_worker_parks_total", "Times each worker parked.", MetricType::Counter);
+  auto spawns = family("beat_spawns_total",
+                       "Tasks each worker spawned or ran as loop iterations (forks, parallel_for "
+                       "iterations, client tasks): the denominator of the steal rate.",
+                       MetricType::Counter);
+  auto attempts = family("beat_steal_attempts_total", "Deques each worker probed for work.",
+                         MetricType::Counter);
+  auto steals = family("beat_steals_total", "Jobs each worker took from another worker's deque.",
+                       MetricType::Counter);
+  const sched::Scheduler& sched = pool_.scheduler();
   for (std::uint32_t i = 0; i < pool_.worker_count(); ++i) {
     const WorkerCounters& c = pool_.counters(i);
+    const sched::WorkerStats& ws = sched.worker_stats(i);
+    std::uint64_t busy_ns = 0, idle_ns = 0, parked_ns = 0;
+    sched.worker_times(i, busy_ns, idle_ns, parked_ns);
     completed.metric.push_back(
         per_worker(i, static_cast<double>(c.tasks_run.load(std::memory_order_relaxed)), true));
     failed.metric.push_back(
         per_worker(i, static_cast<double>(c.tasks_failed.load(std::memory_order_relaxed)), true));
-    busy.metric.push_back(
-        per_worker(i, static_cast<double>(c.busy_ns.load(std::memory_order_relaxed)) * 1e-9, true));
-    parked.metric.push_back(per_worker(
-        i, static_cast<double>(c.parked_ns.load(std::memory_order_relaxed)) * 1e-9, true));
+    busy.metric.push_back(per_worker(i, static_cast<double>(busy_ns) * 1e-9, true));
+    idle.metric.push_back(per_worker(i, static_cast<double>(idle_ns) * 1e-9, true));
+    parked.metric.push_back(per_worker(i, static_cast<double>(parked_ns) * 1e-9, true));
     parks.metric.push_back(
-        per_worker(i, static_cast<double>(c.parks.load(std::memory_order_relaxed)), true));
+        per_worker(i, static_cast<double>(ws.parks.load(std::memory_order_relaxed)), true));
+    spawns.metric.push_back(
+        per_worker(i, static_cast<double>(ws.spawns.load(std::memory_order_relaxed)), true));
+    attempts.metric.push_back(per_worker(
+        i, static_cast<double>(ws.steal_attempts.load(std::memory_order_relaxed)), true));
+    steals.metric.push_back(
+        per_worker(i, static_cast<double>(ws.steals.load(std::memory_order_relaxed)), true));
   }
   auto workers = family("beat_workers", "Worker threads in the pool.", MetricType::Gauge);
   workers.metric.push_back(gauge(pool_.worker_count()));
@@ -67,7 +87,8 @@ std::vector<prometheus::MetricFamily> PoolMetrics::Collect() const {
   auto clients =
       family("beat_connected_clients", "Clients with a live session.", MetricType::Gauge);
   clients.metric.push_back(gauge(pool_.active_clients()));
-  return {completed, failed, busy, parked, parks, workers, parked_now, clients};
+  return {completed, failed,   busy,   idle,    parked,     parks,
+          spawns,    attempts, steals, workers, parked_now, clients};
 }
 
 }  // namespace beat

@@ -20,7 +20,31 @@ std::uint32_t parse_cpu_max(const std::string& line) noexcept {
   return cpus == 0 ? 1 : static_cast<std::uint32_t>(cpus);
 }
 
+std::string_view to_string(ShareLevel level) noexcept {
+  switch (level) {
+    case ShareLevel::kCore: return "core";
+    case ShareLevel::kL2: return "l2";
+    case ShareLevel::kL3: return "l3";
+    case ShareLevel::kNuma: return "numa";
+    case ShareLevel::kPackage: return "package";
+    case ShareLevel::kMachine: return "machine";
+  }
+  return "unknown";
+}
+
 namespace {
+// hwloc 2.x attaches NUMA nodes as memory children of normal objects (maybe
+// behind memory-side caches), never as ancestors of PUs. A PU's NUMA node is
+// the first one attached to its closest ancestor that has memory: one id per
+// ancestor, so PUs under the same memory share it, and on machines with
+// several kinds of memory at one place (DRAM + HBM) the first stands for all.
+hwloc_obj_t nearest_numa_node(hwloc_obj_t obj) {
+  for (; obj != nullptr; obj = obj->parent)
+    for (hwloc_obj_t m = obj->memory_first_child; m != nullptr; m = m->memory_first_child)
+      if (m->type == HWLOC_OBJ_NUMANODE) return m;
+  return nullptr;
+}
+
 std::uint32_t read_cgroup_quota() {
   std::ifstream self("/proc/self/cgroup");
   std::string line, path;
@@ -83,13 +107,53 @@ Result<Topology> Topology::load(const std::string& synthetic) {
   hwloc_bitmap_free(allowed);
   if (t.cores_.empty()) return Status(ErrorCode::kIo, "hwloc found no usable core");
   if (synthetic.empty()) t.quota_cpus_ = read_cgroup_quota();
+  t.record_share_ids();
   return t;
+}
+
+void Topology::record_share_ids() {
+  // Index by ShareLevel; kNuma has no object type of its own (see
+  // nearest_numa_node).
+  static constexpr std::array<hwloc_obj_type_t, kShareLevelCount - 1> kTypes = {
+      HWLOC_OBJ_CORE, HWLOC_OBJ_L2CACHE, HWLOC_OBJ_L3CACHE, HWLOC_OBJ_NUMANODE, HWLOC_OBJ_PACKAGE};
+  static_assert(static_cast<std::size_t>(ShareLevel::kPackage) == kTypes.size() - 1,
+                "one object type per ShareLevel below kMachine, in order");
+  const int npus = hwloc_get_nbobjs_by_type(topo_, HWLOC_OBJ_PU);
+  for (int i = 0; i < npus; ++i) {
+    hwloc_obj_t pu = hwloc_get_obj_by_type(topo_, HWLOC_OBJ_PU, static_cast<unsigned>(i));
+    ShareIds ids;
+    for (std::size_t level = 0; level < kTypes.size(); ++level) {
+      hwloc_obj_t obj = kTypes[level] == HWLOC_OBJ_NUMANODE
+                            ? nearest_numa_node(pu)
+                            : hwloc_get_ancestor_obj_by_type(topo_, kTypes[level], pu);
+      // Logical indices are unique per type, and each level has one type.
+      ids[level] = obj != nullptr ? obj->logical_index : kNoObject;
+    }
+    if (pu->os_index >= pu_row_.size()) pu_row_.resize(pu->os_index + 1, kNoObject);
+    pu_row_[pu->os_index] = static_cast<std::uint32_t>(share_ids_.size());
+    share_ids_.push_back(ids);
+  }
+}
+
+ShareLevel Topology::share_level(std::uint32_t os_pu_a, std::uint32_t os_pu_b) const noexcept {
+  if (os_pu_a == os_pu_b) return ShareLevel::kCore;
+  if (os_pu_a >= pu_row_.size() || os_pu_b >= pu_row_.size()) return ShareLevel::kMachine;
+  const std::uint32_t row_a = pu_row_[os_pu_a];
+  const std::uint32_t row_b = pu_row_[os_pu_b];
+  if (row_a == kNoObject || row_b == kNoObject) return ShareLevel::kMachine;
+  const ShareIds& a = share_ids_[row_a];
+  const ShareIds& b = share_ids_[row_b];
+  for (std::size_t level = 0; level < a.size(); ++level)
+    if (a[level] != kNoObject && a[level] == b[level]) return static_cast<ShareLevel>(level);
+  return ShareLevel::kMachine;
 }
 
 Topology::Topology(Topology&& o) noexcept
     : topo_(std::exchange(o.topo_, nullptr)),
       cores_(std::move(o.cores_)),
-      quota_cpus_(o.quota_cpus_) {}
+      quota_cpus_(o.quota_cpus_),
+      pu_row_(std::move(o.pu_row_)),
+      share_ids_(std::move(o.share_ids_)) {}
 
 Topology& Topology::operator=(Topology&& o) noexcept {
   if (this != &o) {
@@ -97,6 +161,8 @@ Topology& Topology::operator=(Topology&& o) noexcept {
     topo_ = std::exchange(o.topo_, nullptr);
     cores_ = std::move(o.cores_);
     quota_cpus_ = o.quota_cpus_;
+    pu_row_ = std::move(o.pu_row_);
+    share_ids_ = std::move(o.share_ids_);
   }
   return *this;
 }

@@ -1,62 +1,62 @@
-// WorkerPool: one worker thread per core, draining client submission rings,
-// running kernels and posting completions.
+// WorkerPool: beatd's execution engine. It owns the work-stealing scheduler
+// (daemon/scheduler/) and is its WorkSource: idle workers take chunks of
+// tasks from client submission rings, run each chunk as a parallel_for (so
+// an idle worker can steal the rest of a chunk on a heartbeat, and kernels
+// fork further through TaskContext), and post completions.
 //
-// Worker loop (daemon/worker_pool.cpp):
-//   announce quiescence -> intake from the next client with work (round
-//   robin) -> run the chunk -> post its completions -> repeat; with no work,
-//   spin idle_spin_us, then park on every client's SQ doorbell plus the
-//   pool's private wake word with one futex_waitv.
+// Worker loop (scheduler.cpp, with these hooks):
+//   on_loop: announce quiescence -> poll: intake from the next client with
+//   work (round robin, with CQ credit) and run the chunk -> (steal round)
+//   -> spin idle_spin_us -> park on every client's SQ doorbell plus the
+//   scheduler's wake word with one futex_waitv.
 //
 // Thread-safety / invariants:
 //  1. Client table slots are written by the control thread only (add_client,
 //     retire_client) and read by workers with acquire loads.
 //  2. Reclamation is quiescent-state based (QSBR): a worker holds session
 //     pointers only within one loop iteration and announces the global epoch
-//     at the top of each; parked workers announce kOffline. A retired session
-//     may be destroyed once grace_passed(epoch returned by retire_client).
+//     at the top of each (on_loop); parked workers announce kOffline. A
+//     retired session may be destroyed once grace_passed(epoch returned by
+//     retire_client). A thief running part of another worker's chunk uses
+//     that session inside the owner's iteration: the owner waits for every
+//     stolen part (and its completions, flushed by publish()) before its
+//     parallel_for returns, so it has not announced since it read the
+//     session pointer.
 //  3. Parking follows doorbell.hpp: needs_wakeup is set in every client's
 //     SQ doorbell while at least one worker is parked (parked_ > 0); the last
 //     waker clears it, re-setting it if a worker parked meanwhile.
 // Control-thread methods: start, add_client, retire_client, grace_passed,
-// wake_all, stop, set_idle_spin_us, stats. Workers call nothing here.
+// wake_all, stop, set_*, stats accessors. The WorkSource hooks run on
+// worker threads only.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "daemon/client_session.hpp"
 #include "daemon/config.hpp"
+#include "daemon/scheduler/scheduler.hpp"
 #include "daemon/topology.hpp"
 #include "kernels/kernel_registry.hpp"
 
 namespace beat {
 
-// Counters of one worker. Written only by that worker (relaxed load+store,
-// no RMW); read by the control thread for STATS with relaxed loads, which
-// may see a value a few tasks old.
+// Client-task counters of one worker. Written only by that worker (relaxed
+// load+store, no RMW); read by the control thread for STATS with relaxed
+// loads, which may see a value a few tasks old. Scheduling counters
+// (steals, busy time, ...) are the scheduler's WorkerStats.
 struct alignas(kCacheLine) WorkerCounters {
   std::atomic<std::uint64_t> tasks_run{0};
   std::atomic<std::uint64_t> tasks_failed{0};
   std::atomic<std::uint64_t> intake_chunks{0};
-  std::atomic<std::uint64_t> parks{0};
-  std::atomic<std::uint64_t> busy_ns{0};    // running kernels and posting
-  std::atomic<std::uint64_t> parked_ns{0};  // inside futex_waitv
 };
 
-struct WorkerInfo {
-  std::uint32_t index;
-  std::uint32_t core;   // logical core index
-  std::uint32_t os_pu;  // OS index of the PU it is pinned to
-  bool pinned;
-};
-
-class WorkerPool {
+class WorkerPool final : public sched::WorkSource {
  public:
   WorkerPool(const Config& config, const KernelRegistry& kernels, const Topology& topology);
-  ~WorkerPool();  // stop()
+  ~WorkerPool() override;  // stop()
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
@@ -71,38 +71,52 @@ class WorkerPool {
   bool grace_passed(std::uint64_t epoch) const noexcept;
 
   // Wakes every parked worker (new client, shutdown progress).
-  void wake_all() noexcept;
+  void wake_all() noexcept { scheduler_.wake_all(); }
   // Stops and joins every worker. Idempotent.
   void stop();
 
-  void set_idle_spin_us(std::uint32_t us) noexcept {
-    // Relaxed: an advisory tuning knob, picked up on the next idle period.
-    idle_spin_us_.store(us, std::memory_order_relaxed);
+  void set_idle_spin_us(std::uint32_t us) noexcept { scheduler_.set_idle_spin_us(us); }
+  void set_heartbeat_us(std::uint32_t us) noexcept { scheduler_.set_heartbeat_us(us); }
+
+  std::uint32_t worker_count() const noexcept { return scheduler_.worker_count(); }
+  const std::vector<sched::WorkerPlacement>& workers() const noexcept {
+    return scheduler_.placements();
   }
-  std::uint32_t worker_count() const noexcept { return static_cast<std::uint32_t>(infos_.size()); }
-  const std::vector<WorkerInfo>& workers() const noexcept { return infos_; }
   const WorkerCounters& counters(std::uint32_t worker) const noexcept { return counters_[worker]; }
-  std::uint32_t parked_workers() const noexcept { return parked_.load(std::memory_order_relaxed); }
+  const sched::Scheduler& scheduler() const noexcept { return scheduler_; }
+  std::uint32_t parked_workers() const noexcept { return scheduler_.parked_workers(); }
   // Sessions published to the workers. Any thread (metrics scrape).
   std::uint32_t active_clients() const noexcept {
     return active_clients_.load(std::memory_order_relaxed);
   }
 
+  // sched::WorkSource (worker threads only).
+  void on_loop(sched::Worker& w) noexcept override;
+  bool poll(sched::Worker& w) override;
+  int arm_park(sched::Worker& w, FutexWaitItem* items, int capacity) noexcept override;
+  void before_sleep(sched::Worker& w) noexcept override;
+  void after_sleep(sched::Worker& w) noexcept override;
+  void disarm_park(sched::Worker& w) noexcept override;
+  void publish(sched::Worker& w) noexcept override;
+
  private:
-  struct Worker;
-  friend struct Worker;
+  struct Local;  // per-worker state (worker_pool.cpp)
 
   static constexpr std::uint64_t kOffline = ~std::uint64_t{0};
 
-  void run_worker(std::uint32_t index);
-  void wake_one() noexcept;
+  Local& local(const sched::Worker& w) noexcept;
+  ClientSession* client(std::uint32_t slot) const noexcept;
+  bool intake_pass(sched::Worker& w);
+  bool intake(sched::Worker& w, ClientSession& s);
+  void run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d);
+  void post(Local& l);
+  void announce_online(sched::Worker& w) noexcept;
+  void announce_offline(sched::Worker& w) noexcept;
 
   const Config config_;
   const KernelRegistry& kernels_;
-  const Topology& topology_;
-  std::vector<WorkerInfo> infos_;
-  std::vector<std::thread> threads_;
   std::unique_ptr<WorkerCounters[]> counters_;
+  std::unique_ptr<Local[]> locals_;
 
   // Client table: slot i holds a live session or nullptr.
   std::unique_ptr<std::atomic<ClientSession*>[]> clients_;
@@ -111,15 +125,17 @@ class WorkerPool {
   struct alignas(kCacheLine) EpochSlot {
     std::atomic<std::uint64_t> value{kOffline};
   };
-  std::unique_ptr<EpochSlot[]> quiescent_;                      // per worker
-  alignas(kCacheLine) std::atomic<std::uint64_t> epoch_{1};     // control thread bumps
-  alignas(kCacheLine) std::atomic<std::uint32_t> wake_seq_{0};  // private futex word
+  std::unique_ptr<EpochSlot[]> quiescent_;                   // per worker
+  alignas(kCacheLine) std::atomic<std::uint64_t> epoch_{1};  // control thread bumps
   alignas(kCacheLine) std::atomic<std::uint32_t> parked_{0};
   std::atomic<bool> stop_{false};
   // Written by the control thread only (relaxed: a gauge for display).
   std::atomic<std::uint32_t> active_clients_{0};
-  std::atomic<std::uint32_t> idle_spin_us_;
   bool started_ = false;
+
+  // Last: constructed after, and destroyed (stopped) before, everything the
+  // hooks above use.
+  sched::Scheduler scheduler_;
 };
 
 }  // namespace beat

@@ -13,6 +13,12 @@
 //  - Kernels must not block on locks or I/O, allocate on the steady-state
 //    path, or throw (the worker catches and reports kKernelError, but an
 //    exception costs microseconds).
+//  - Nested parallelism: ctx.join(a, b) and ctx.parallel_for(lo, hi, grain,
+//    body) fork through the daemon's work-stealing scheduler. The callables
+//    receive the TaskContext of the worker that runs them; use that one
+//    inside, never the outer ctx. A worker waiting for a stolen branch runs
+//    other work meanwhile, never blocks. Forks cost a few nanoseconds while
+//    every worker is busy (heartbeat scheduling, daemon/scheduler/worker.hpp).
 // Thread-safety: a kernel may run on any worker, concurrently with itself.
 #pragma once
 
@@ -21,6 +27,7 @@
 #include <cstdint>
 #include <span>
 
+#include "daemon/scheduler/worker.hpp"
 #include "shared/protocol.hpp"
 
 namespace beat {
@@ -53,21 +60,58 @@ struct KernelResult {
 
 // Per-task execution context handed to a kernel.
 // Thread-safety: owned by the running worker; valid only during the call.
+// Satisfies the fork-join executor concept of kernels/workloads/fork_join.hpp.
 class TaskContext {
  public:
-  // `stop` and `closing` (may be null): flags whose setting means the task's
-  // result will not be delivered (daemon stopping, client gone).
-  TaskContext(std::uint32_t worker_index, std::uint32_t client_id, ArenaView arena,
+  // `worker`: the scheduler worker running the task, or null to run forks
+  // serially (unit tests). `stop` and `closing` (may be null): flags whose
+  // setting means the task's result will not be delivered (daemon
+  // stopping, client gone).
+  TaskContext(sched::Worker* worker, std::uint32_t client_id, ArenaView arena,
               const std::atomic<bool>* stop = nullptr,
               const std::atomic<bool>* closing = nullptr) noexcept
-      : worker_index_(worker_index),
-        client_id_(client_id),
-        arena_(arena),
-        stop_(stop),
-        closing_(closing) {}
+      : worker_(worker), client_id_(client_id), arena_(arena), stop_(stop), closing_(closing) {}
 
-  std::uint32_t worker_index() const noexcept { return worker_index_; }
+  std::uint32_t worker_index() const noexcept { return worker_ != nullptr ? worker_->index() : 0; }
   std::uint32_t client_id() const noexcept { return client_id_; }
+
+  // Runs a(ctx_a) and b(ctx_b), possibly in parallel; returns when both
+  // returned. ctx_x is the context of the worker running x.
+  template <class A, class B>
+  void join(A&& a, B&& b) {
+    if (worker_ == nullptr) {
+      a(*this);
+      b(*this);
+      return;
+    }
+    worker_->join([&](sched::Worker&) { a(*this); },
+                  [&](sched::Worker& w) {
+                    if (&w == worker_) {
+                      b(*this);
+                    } else {
+                      TaskContext there(*this, w);
+                      b(there);
+                    }
+                  });
+  }
+
+  // Calls body(ctx_i, i) for each i in [begin, end), possibly in parallel;
+  // ranges shorter than 2 * grain are not split.
+  template <class Body>
+  void parallel_for(std::uint64_t begin, std::uint64_t end, std::uint64_t grain, Body&& body) {
+    if (worker_ == nullptr) {
+      for (std::uint64_t i = begin; i < end; ++i) body(*this, i);
+      return;
+    }
+    worker_->parallel_for(begin, end, grain, [&](sched::Worker& w, std::uint64_t i) {
+      if (&w == worker_) {
+        body(*this, i);
+      } else {
+        TaskContext there(*this, w);
+        body(there, i);
+      }
+    });
+  }
 
   // True once nobody will receive this task's result. A long-running kernel
   // polls it (a relaxed load each, no ordering needed: it only cuts work
@@ -90,7 +134,15 @@ class TaskContext {
   }
 
  private:
-  std::uint32_t worker_index_;
+  // The same task's context on another worker (a stolen branch).
+  TaskContext(const TaskContext& parent, sched::Worker& w) noexcept
+      : worker_(&w),
+        client_id_(parent.client_id_),
+        arena_(parent.arena_),
+        stop_(parent.stop_),
+        closing_(parent.closing_) {}
+
+  sched::Worker* worker_;
   std::uint32_t client_id_;
   ArenaView arena_;
   const std::atomic<bool>* stop_;

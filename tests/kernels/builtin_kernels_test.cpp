@@ -23,7 +23,7 @@ class BuiltinKernels : public ::testing::Test {
     const auto id = registry_.find(name);
     EXPECT_TRUE(id.has_value()) << name;
     if (!id) return KernelResult::error(0xDEAD);
-    TaskContext ctx(0, 1, data);
+    TaskContext ctx(nullptr, 1, data);
     return registry_.at(*id).fn(ctx, KernelArgs(args), data);
   }
 

@@ -1,0 +1,260 @@
+#include "daemon/scheduler/worker.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <cassert>
+
+#include "daemon/scheduler/scheduler.hpp"
+#include "shared/ring.hpp"  // cpu_relax, kSpinYieldInterval
+
+namespace beat::sched {
+
+namespace {
+
+// The calling thread's stack size (pthread attributes; 8 MiB if unknown).
+std::size_t current_stack_bytes() noexcept {
+  std::size_t bytes = std::size_t{8} << 20;
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    std::size_t s = 0;
+    if (pthread_attr_getstacksize(&attr, &s) == 0 && s != 0) bytes = s;
+    pthread_attr_destroy(&attr);
+  }
+  return bytes;
+}
+
+constexpr std::int64_t kSpinYieldNs =
+    std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinYieldInterval).count();
+
+// Single-writer counter update (relaxed load + store: exact, no RMW).
+inline void set(std::atomic<std::uint64_t>& c, std::uint64_t v) noexcept {
+  c.store(v, std::memory_order_relaxed);
+}
+inline void add(std::atomic<std::uint64_t>& c, std::uint64_t by) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+Worker::Worker(Scheduler& pool, std::uint32_t index)
+    : pool_(pool),
+      index_(index),
+      // Not value-initialised: a large allocation is mapped lazily, so only
+      // the pages of the depth actually reached are ever touched.
+      frames_(new Frame*[current_stack_bytes() / kMinFrameBytes + 1]),
+      steal_{StealRng{0x9E37'79B9'7F4A'7C15ull * (index + 1)}, {}} {
+  stats_.state_since_ns.store(now_ns(), std::memory_order_relaxed);
+}
+
+Worker::~Worker() = default;
+
+void Worker::beat() noexcept {
+  bool promote = false;
+  if ((spawns_ & (kSelfBeatPeriod - 1)) == 0) {
+    set(stats_.spawns, spawns_);
+    // Self-heartbeat: only parked workers could take work and none is
+    // searching, so nobody will raise our flag. Relaxed loads: a stale
+    // value delays or adds one promotion, never loses work (the push side
+    // of the wake-up protocol re-reads them after a fence).
+    if (pool_.sleepers_.load(std::memory_order_relaxed) != 0 &&
+        pool_.spinners_.load(std::memory_order_relaxed) == 0) {
+      const std::int64_t now = now_ns();
+      if (now >= next_self_beat_ns_) {
+        next_self_beat_ns_ = now + pool_.heartbeat_ns_.load(std::memory_order_relaxed);
+        promote = true;
+      }
+    }
+  }
+  if (heartbeat_.load(std::memory_order_relaxed)) {
+    heartbeat_.store(false, std::memory_order_relaxed);
+    promote = true;
+  }
+  if (promote) promote_oldest();
+}
+
+void Worker::promote_oldest() noexcept {
+  while (promote_from_ < top_) {
+    Frame* f = frames_[promote_from_];
+    if (f->kind == Frame::Kind::kJoin) {
+      auto* jf = static_cast<JoinFrameBase*>(f);
+      Job* job = new (jf->job_storage) Job{};
+      job->execute = f->entry;
+      job->context = jf;
+      f->promoted = true;
+      ++promote_from_;
+      push_promoted(job);
+      return;
+    }
+    if (RangeJob* rj = static_cast<RangeFrameBase*>(f)->try_split()) {
+      // The frame stays at promote_from_: it may split again.
+      push_promoted(&rj->job);
+      return;
+    }
+    ++promote_from_;  // unsplittable for good (invariant 2)
+  }
+}
+
+void Worker::push_promoted(Job* job) noexcept {
+  // The deque's buffer holds 256 jobs and promotion adds at most one per
+  // live frame, so push's growth path (which allocates) is practically
+  // never taken; if it throws bad_alloc the daemon terminates, which is the
+  // right outcome for an out-of-memory worker.
+  deque_.push(job);
+  ++promotions_;
+  pool_.wake_if_unattended();
+}
+
+bool Worker::reclaim(Job* job) noexcept {
+  Job* j = deque_.pop();
+  // Invariant 3: the bottom is `job` unless a thief took it, in which case
+  // everything older went too and the deque is empty.
+  assert(j == nullptr || j == job);
+  return j == job;
+}
+
+void Worker::run_job(Job* job) noexcept {
+  ++jobs_run_;
+  job->execute(job, *this);
+  if (pool_.source_ != nullptr) pool_.source_->publish(*this);
+  // SYNC POINT WRITE: everything the job did; pairs with the creator's
+  // acquire load of done (job.hpp). The job may be gone after this store.
+  job->done.store(1, std::memory_order_release);
+}
+
+Job* Worker::try_steal() noexcept {
+  const StealPolicy& policy = *pool_.policy_;
+  raise_target_ = StealPolicy::kNoVictim;
+  for (std::uint32_t attempt = 0;; ++attempt) {
+    const std::uint32_t v = policy.victim(index_, attempt, *pool_.loads_, steal_);
+    if (v == StealPolicy::kNoVictim) return nullptr;
+    Worker& victim = *pool_.workers_[v];
+    ++steal_attempts_;
+    if (Job* job = victim.deque_.steal()) {
+      ++steals_;
+      // More left there: make sure someone comes for it (chain wake-up).
+      if (victim.deque_.size_hint() != 0) pool_.wake_if_unattended();
+      return job;
+    }
+    if (raise_target_ == StealPolicy::kNoVictim && victim.state() == WorkerState::kBusy)
+      raise_target_ = v;
+  }
+}
+
+void Worker::raise_heartbeat(std::int64_t now) noexcept {
+  if (now < next_raise_ns_ || raise_target_ == StealPolicy::kNoVictim) return;
+  next_raise_ns_ = now + pool_.heartbeat_ns_.load(std::memory_order_relaxed);
+  // Relaxed: a request to split work; the job it leads to is published by
+  // the deque's own release/acquire.
+  pool_.workers_[raise_target_]->heartbeat_.store(true, std::memory_order_relaxed);
+}
+
+void Worker::wait_for(Job& job) noexcept {
+  if (pool_.source_ != nullptr) pool_.source_->publish(*this);
+  // SYNC POINT READ (all loads of done below): pairs with run_job's release.
+  if (job.done.load(std::memory_order_acquire) != 0) return;
+  std::int64_t now = now_ns();
+  enter_state(WorkerState::kIdle, now);
+  // seq_cst: a searching worker, for the pushers' wake-up decisions.
+  pool_.spinners_.fetch_add(1, std::memory_order_seq_cst);
+  std::int64_t next_yield = now + kSpinYieldNs;
+  while (job.done.load(std::memory_order_acquire) == 0) {
+    if (Job* other = try_steal()) {
+      pool_.spinners_.fetch_sub(1, std::memory_order_seq_cst);
+      enter_state(WorkerState::kBusy, now_ns());
+      run_job(other);
+      now = now_ns();
+      enter_state(WorkerState::kIdle, now);
+      pool_.spinners_.fetch_add(1, std::memory_order_seq_cst);
+      continue;
+    }
+    now = now_ns();
+    raise_heartbeat(now);  // most likely on the thief that has our job
+    if (now >= next_yield) {
+      // A thief sharing this core must get it: yield every 10 us.
+      std::this_thread::yield();
+      next_yield = now + kSpinYieldNs;
+    } else {
+      cpu_relax();
+    }
+  }
+  pool_.spinners_.fetch_sub(1, std::memory_order_seq_cst);
+  enter_state(WorkerState::kBusy, now_ns());
+}
+
+void Worker::leave_search() noexcept {
+  // seq_cst: the wake-up protocol's counters (scheduler.hpp).
+  pool_.spinners_.fetch_sub(1, std::memory_order_seq_cst);
+  enter_state(WorkerState::kBusy, last_now_ns_);
+}
+
+void Worker::end_work(std::int64_t now) noexcept {
+  if (searching_) return;
+  searching_ = true;
+  enter_state(WorkerState::kIdle, now);
+  pool_.spinners_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+void Worker::enter_state(WorkerState s, std::int64_t now) noexcept {
+  const auto old = static_cast<WorkerState>(stats_.state.load(std::memory_order_relaxed));
+  const std::int64_t since = stats_.state_since_ns.load(std::memory_order_relaxed);
+  const auto spent = static_cast<std::uint64_t>(now > since ? now - since : 0);
+  switch (old) {
+    case WorkerState::kBusy: add(stats_.busy_ns, spent); break;
+    case WorkerState::kIdle: add(stats_.idle_ns, spent); break;
+    case WorkerState::kParked: add(stats_.parked_ns, spent); break;
+  }
+  // Relaxed: statistics and a victim-selection hint.
+  stats_.state.store(static_cast<std::uint32_t>(s), std::memory_order_relaxed);
+  stats_.state_since_ns.store(now, std::memory_order_relaxed);
+  publish_counters();
+}
+
+void Worker::publish_counters() noexcept {
+  set(stats_.spawns, spawns_);
+  set(stats_.promotions, promotions_);
+  set(stats_.steal_attempts, steal_attempts_);
+  set(stats_.steals, steals_);
+  set(stats_.jobs_run, jobs_run_);
+}
+
+void Worker::RangeFrameBase::join_splits(Worker& w, bool run_reclaimed) {
+  Job* first_failure = nullptr;
+  for (std::uint32_t k = splits; k-- > 0;) {
+    RangeJob& rj = split(k);
+    if (w.reclaim(&rj.job)) {
+      if (run_reclaimed) {
+        // Runs the part here; it may split again. An exception from it
+        // must still let the older parts finish before propagating.
+        try {
+          run_range(this, w, rj.begin, rj.end);
+        } catch (...) {
+          for (std::uint32_t older = k; older-- > 0;) {
+            RangeJob& o = split(older);
+            if (!w.reclaim(&o.job)) {
+              w.wait_for(o.job);
+              o.job.discard_failure();
+            }
+          }
+          if (first_failure != nullptr) first_failure->discard_failure();
+          splits = 0;
+          throw;
+        }
+      }
+      continue;
+    }
+    w.wait_for(rj.job);
+    // Report the first failure (newest part) at the end; drop later ones,
+    // and every one when unwinding already carries an exception.
+    if (rj.job.failed) {
+      if (first_failure == nullptr && run_reclaimed)
+        first_failure = &rj.job;
+      else
+        rj.job.discard_failure();
+    }
+  }
+  splits = 0;
+  if (first_failure != nullptr) first_failure->rethrow_if_failed();
+}
+
+}  // namespace beat::sched

@@ -1,0 +1,391 @@
+// Worker: one scheduler thread's state, and the fork-join API kernels use.
+//
+//   w.join(a, b)                       a(Worker&) and b(Worker&), maybe in parallel
+//   w.parallel_for(lo, hi, grain, f)   f(Worker&, i) for i in [lo, hi)
+//
+// Heartbeat scheduling (Acar, Charguéraud, Rainey, PLDI 2018; the frame
+// list follows Spice, github.com/judofyr/spice): a fork does not touch the
+// deque. It records a frame on a worker-private stack (two stores) and
+// runs its first branch; at the join, if nobody asked for the second
+// branch, it is called inline like a plain function. Only when a heartbeat
+// arrives does the worker *promote* its oldest unpromoted frame: a join
+// frame's second branch, or the upper half of a parallel_for's remaining
+// range, becomes a Job pushed on its Chase-Lev deque where a thief can take
+// it. Heartbeats come from idle workers (a thief that found nothing raises
+// the flag of a busy worker at most once per heartbeat interval, so "a
+// heartbeat has passed and someone could take it" is one flag) and, when
+// the only idle workers are parked, from the busy worker's own clock read
+// every kSelfBeatPeriod polls. With nobody idle a fork costs a few stores
+// and two predictable branches, no atomic read-modify-write and no fence.
+//
+// Thread-safety: a Worker is used by its own thread only, except the
+// members marked "any thread". join/parallel_for must be called on the
+// Worker passed to the running callable (the Worker of the current thread).
+//
+// Invariants (frame stack):
+//  1. frames_[0, top_) are the live forks of this thread, oldest first.
+//  2. Frames below promote_from_ can no longer be promoted: join frames
+//     there are promoted, range frames there are unsplittable (their
+//     remaining range only shrinks). Promotion always takes the oldest, so
+//     promoted work sits in the deque in stack order.
+//  3. Hence at a join the deque's bottom is the job being joined, or the
+//     deque holds nothing of ours above older frames because thieves take
+//     the oldest first: if our job was stolen, so was everything older.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "daemon/scheduler/chase_lev_deque.hpp"
+#include "daemon/scheduler/job.hpp"
+#include "daemon/scheduler/steal_policy.hpp"
+
+namespace beat::sched {
+
+class Scheduler;
+
+// What a worker is doing, for victim selection and statistics.
+// (WorkerState is defined in steal_policy.hpp: kBusy, kIdle, kParked.)
+
+// Counters of one worker: written only by it (relaxed load + store, no
+// RMW), read by any thread with relaxed loads (a snapshot a little old).
+struct alignas(kCacheLine) WorkerStats {
+  std::atomic<std::uint64_t> jobs_run{0};        // roots and stolen jobs
+  std::atomic<std::uint64_t> spawns{0};          // forks + parallel_for iterations
+  std::atomic<std::uint64_t> promotions{0};      // frames made stealable
+  std::atomic<std::uint64_t> steal_attempts{0};  // deques probed
+  std::atomic<std::uint64_t> steals{0};          // jobs taken from another worker
+  std::atomic<std::uint64_t> parks{0};
+  std::atomic<std::uint64_t> busy_ns{0};
+  std::atomic<std::uint64_t> idle_ns{0};  // searching for work (spinning, stealing)
+  std::atomic<std::uint64_t> parked_ns{0};
+  // The current state and when it began (steady clock ns), so a reader can
+  // add the period in progress.
+  std::atomic<std::uint32_t> state{static_cast<std::uint32_t>(WorkerState::kIdle)};
+  std::atomic<std::int64_t> state_since_ns{0};
+};
+
+class Worker {
+ public:
+  // Frame kinds on the private stack.
+  struct Frame {
+    enum class Kind : std::uint8_t { kJoin, kRange };
+    Kind kind;
+    bool promoted;  // join frames: the second branch is in the deque
+    // Join frames: the entry a thief runs (JoinFrame<B>::run_stolen).
+    void (*entry)(Job*, Worker&) noexcept;
+  };
+
+  Worker(Scheduler& pool, std::uint32_t index);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  std::uint32_t index() const noexcept { return index_; }
+  Scheduler& scheduler() const noexcept { return pool_; }
+
+  // Runs a(*this) and b(w) where w is the worker that runs b (this one
+  // unless b was stolen); returns when both returned. An exception from
+  // either propagates after both finished (a's first).
+  template <class A, class B>
+  void join(A&& a, B&& b);
+
+  // Calls body(w, i) once for each i in [begin, end), where w is the
+  // running worker; returns when all calls returned. Ranges shorter than
+  // 2 * grain are never split. An exception propagates after every
+  // stolen part finished.
+  template <class Body>
+  void parallel_for(std::uint64_t begin, std::uint64_t end, std::uint64_t grain, Body&& body);
+
+  // The heartbeat check, for a kernel's long sequential loop between forks,
+  // so its enclosing frames can be promoted while it runs: one relaxed load.
+  // (Forks and parallel_for iterations check on their own.)
+  void poll() noexcept {
+    // Relaxed: the flag only requests work splitting; no data hangs on it.
+    if (heartbeat_.load(std::memory_order_relaxed)) [[unlikely]]
+      beat();
+  }
+
+  // For WorkSource::poll: call once work is claimed, before running it.
+  // Leaves the searching state (the wake-up protocol counts searching
+  // workers) and starts a busy period at the idle loop's last clock read.
+  void begin_work() noexcept {
+    if (!searching_) return;
+    searching_ = false;
+    leave_search();
+  }
+
+  // Any thread: the worker's statistics.
+  const WorkerStats& stats() const noexcept { return stats_; }
+  // Any thread: racy count of stealable jobs.
+  std::uint32_t queue_size() const noexcept { return deque_.size_hint(); }
+  WorkerState state() const noexcept {
+    // Relaxed: a hint for victim selection.
+    return static_cast<WorkerState>(stats_.state.load(std::memory_order_relaxed));
+  }
+
+ private:
+  friend class Scheduler;
+  struct JoinFrameBase;
+  template <class B>
+  struct JoinFrame;
+  template <class Body>
+  struct RangeFrame;
+  struct RangeJob;
+  struct RangeFrameBase;
+
+  // Spawns between self-heartbeat checks (a power of two); the check is
+  // two relaxed loads when no worker is parked. 256 spawns of fib(35) take
+  // about 1 us on the development VM (perf/RESULTS.md).
+  static constexpr std::uint64_t kSelfBeatPeriod = 256;
+
+  // The fork-path heartbeat check: counts the spawn, and every
+  // kSelfBeatPeriod spawns, or when an idle worker raised the flag, takes
+  // the slow path.
+  void tick() noexcept {
+    if (((++spawns_ & (kSelfBeatPeriod - 1)) == 0) | heartbeat_.load(std::memory_order_relaxed))
+        [[unlikely]]
+      beat();
+  }
+  // Every frame (JoinFrameBase is the smallest) takes at least this many
+  // bytes of its thread's stack, so stack_bytes / kMinFrameBytes entries
+  // can never overflow (push_frame does not check).
+  static constexpr std::size_t kMinFrameBytes = 48;
+  // Splits one parallel_for frame can hold; each halves the remaining range.
+  static constexpr std::uint32_t kMaxSplits = 64;
+
+  // parallel_for's loop over [begin, end) as one splittable frame; also
+  // runs split parts (stolen or reclaimed). REQUIRES: begin < end, grain > 0.
+  template <class Body>
+  void loop(std::uint64_t begin, std::uint64_t end, std::uint64_t grain, Body& body);
+
+  // No capacity check: frames_ holds one entry per kMinFrameBytes of this
+  // thread's stack and every frame occupies more than that on the stack,
+  // so the thread's stack overflows first (see the constructor).
+  void push_frame(Frame* f) noexcept { frames_[top_++] = f; }
+  // Pops an unpromoted join frame: promote_from_ <= its index already
+  // (invariant 2), so nothing else changes.
+  void pop_unpromoted() noexcept { --top_; }
+  // Pops any frame.
+  void pop_frame() noexcept {
+    --top_;
+    if (promote_from_ > top_) promote_from_ = top_;
+  }
+
+  void beat() noexcept;            // heartbeat slow path
+  void promote_oldest() noexcept;  // invariant 2
+  // Owner: takes `job` back from the deque; false when a thief has it.
+  bool reclaim(Job* job) noexcept;
+  // Owner: waits for a stolen job, running other work meanwhile.
+  void wait_for(Job& job) noexcept;
+  // Runs a job taken from another deque (or injected) on this worker.
+  void run_job(Job* job) noexcept;
+  // One round of the steal policy; a job or nullptr. Remembers a busy
+  // victim seen on the way (raise_target_).
+  Job* try_steal() noexcept;
+  // Idle side of the heartbeat: at most once per interval, asks the busy
+  // worker seen in the last steal round to promote work.
+  void raise_heartbeat(std::int64_t now) noexcept;
+  // Pushes a promoted job and wakes a parked worker if nobody is looking.
+  void push_promoted(Job* job) noexcept;
+  // Statistics of the current state's period.
+  void enter_state(WorkerState s, std::int64_t now_ns) noexcept;
+  void leave_search() noexcept;              // searching -> busy
+  void end_work(std::int64_t now) noexcept;  // busy -> searching
+  void publish_counters() noexcept;
+
+  Scheduler& pool_;
+  const std::uint32_t index_;
+
+  // ---- owner-private, hot (touched by every fork) ----
+  alignas(kCacheLine) std::unique_ptr<Frame*[]> frames_;
+  std::uint32_t top_ = 0;
+  std::uint32_t promote_from_ = 0;
+  std::uint64_t spawns_ = 0;  // ticks; published to stats_ by publish_counters
+  // ---- owner-private, cold ----
+  std::uint64_t promotions_ = 0;
+  std::uint64_t steal_attempts_ = 0;
+  std::uint64_t steals_ = 0;
+  std::uint64_t jobs_run_ = 0;
+  std::int64_t next_self_beat_ns_ = 0;
+  std::int64_t next_raise_ns_ = 0;  // when this worker, idle, may raise a flag again
+  std::uint32_t raise_target_ = StealPolicy::kNoVictim;  // a busy worker seen in the last round
+  std::int64_t last_now_ns_ = 0;                         // the scheduler loop's latest clock read
+  bool searching_ = false;                               // counted in the scheduler's spinners_
+  StealState steal_;                                     // the policy's per-thief scratch and RNG
+
+  ChaseLevDeque<Job> deque_;
+  // Written by idle workers (any thread), read by the owner at each poll.
+  // Its own line: a raise invalidates only this line.
+  alignas(kCacheLine) std::atomic<bool> heartbeat_{false};
+  WorkerStats stats_;
+};
+
+// ---------------------------------------------------------------------------
+// Frames. They live in the forking function's stack frame.
+
+// The layout of every JoinFrame<B> (B only changes the entry function),
+// so promote_oldest() can build the job without knowing B.
+struct Worker::JoinFrameBase : Frame {
+  // job_storage is left uninitialised: a fork costs three stores.
+  JoinFrameBase(void (*run)(Job*, Worker&) noexcept, void* b) noexcept
+      : Frame{Kind::kJoin, false, run}, fn(b) {}
+  void* fn;  // B*
+  // The Job, constructed by promote_oldest() only.
+  alignas(Job) unsigned char job_storage[sizeof(Job)];
+  Job& job() noexcept { return *std::launder(reinterpret_cast<Job*>(job_storage)); }
+};
+
+template <class B>
+struct Worker::JoinFrame : JoinFrameBase {
+  static_assert(sizeof(JoinFrameBase) >= kMinFrameBytes,
+                "push_frame's bound assumes every frame takes kMinFrameBytes of stack");
+  explicit JoinFrame(B& b) noexcept : JoinFrameBase(&run_stolen, &b) {}
+
+  static void run_stolen(Job* j, Worker& thief) noexcept {
+    auto* self = static_cast<JoinFrameBase*>(j->context);
+    try {
+      (*static_cast<B*>(self->fn))(thief);
+    } catch (...) {
+      j->capture_current_exception();
+    }
+  }
+};
+
+// A promoted upper part of a parallel_for range.
+struct Worker::RangeJob {
+  Job job;
+  std::uint64_t begin;
+  std::uint64_t end;
+  RangeFrameBase* owner;  // whose body to call
+};
+
+struct Worker::RangeFrameBase : Frame {
+  RangeFrameBase(std::uint64_t b, std::uint64_t e, std::uint64_t g) noexcept
+      : Frame{Kind::kRange, false, nullptr}, next(b), end(e), grain(g) {}
+  // Owner-private: the loop runs [next, end); promotion lowers `end`.
+  std::uint64_t next;
+  std::uint64_t end;
+  const std::uint64_t grain;
+  std::uint32_t splits = 0;
+  // Storage for split jobs, constructed on use (no cost for loops that
+  // never split).
+  alignas(RangeJob) unsigned char split_storage[kMaxSplits * sizeof(RangeJob)];
+  // Runs [begin, end) of the body on `w` (a nested parallel_for there).
+  void (*run_range)(RangeFrameBase* self, Worker& w, std::uint64_t begin, std::uint64_t end);
+
+  RangeJob& split(std::uint32_t i) noexcept {
+    return *std::launder(reinterpret_cast<RangeJob*>(split_storage) + i);
+  }
+  // Owner, at promotion: moves the upper half of the remaining range into a
+  // new RangeJob. Returns nullptr when the remainder is too small to split
+  // (it never grows again) or the split storage is full.
+  RangeJob* try_split() noexcept {
+    const std::uint64_t remaining = end - next;
+    if (remaining < 2 * grain || splits == kMaxSplits) return nullptr;
+    const std::uint64_t mid = next + remaining / 2;
+    auto* rj = new (split_storage + splits * sizeof(RangeJob)) RangeJob{};
+    rj->begin = mid;
+    rj->end = end;
+    rj->owner = this;
+    rj->job.execute = &run_stolen;
+    rj->job.context = rj;
+    end = mid;
+    ++splits;
+    return rj;
+  }
+  static void run_stolen(Job* j, Worker& thief) noexcept {
+    auto* rj = static_cast<RangeJob*>(j->context);
+    try {
+      rj->owner->run_range(rj->owner, thief, rj->begin, rj->end);
+    } catch (...) {
+      j->capture_current_exception();
+    }
+  }
+  // Joins the splits newest first (invariant 3). Exceptions from stolen
+  // parts are rethrown after all parts finished. When `run_reclaimed` is
+  // false (unwinding), reclaimed parts are dropped, not run.
+  void join_splits(Worker& w, bool run_reclaimed);
+};
+
+template <class Body>
+struct Worker::RangeFrame : RangeFrameBase {
+  RangeFrame(Body& b, std::uint64_t lo, std::uint64_t hi, std::uint64_t g) noexcept
+      : RangeFrameBase(lo, hi, g), body(&b) {
+    run_range = &run_part;
+  }
+  Body* body;
+  static void run_part(RangeFrameBase* self, Worker& w, std::uint64_t lo, std::uint64_t hi) {
+    auto* me = static_cast<RangeFrame*>(self);
+    w.loop(lo, hi, me->grain, *me->body);
+  }
+};
+
+// ---------------------------------------------------------------------------
+
+template <class A, class B>
+inline void Worker::join(A&& a, B&& b) {
+  JoinFrame<std::remove_reference_t<B>> f(b);
+  push_frame(&f);
+  tick();
+  try {
+    a(*this);
+  } catch (...) {
+    pop_frame();
+    // b must not outlive this frame: take it back (and drop it) or wait
+    // for the thief, then let a's exception through.
+    if (f.promoted && !reclaim(&f.job())) {
+      wait_for(f.job());
+      f.job().discard_failure();
+    }
+    throw;
+  }
+  if (!f.promoted) [[likely]] {
+    pop_unpromoted();
+    b(*this);
+    return;
+  }
+  pop_frame();
+  if (reclaim(&f.job())) {
+    b(*this);
+    return;
+  }
+  wait_for(f.job());
+  f.job().rethrow_if_failed();
+}
+
+template <class Body>
+inline void Worker::parallel_for(std::uint64_t begin, std::uint64_t end, std::uint64_t grain,
+                                 Body&& body) {
+  if (begin >= end) return;
+  loop(begin, end, grain == 0 ? 1 : grain, body);
+}
+
+template <class Body>
+inline void Worker::loop(std::uint64_t begin, std::uint64_t end, std::uint64_t grain, Body& body) {
+  RangeFrame<Body> r(body, begin, end, grain);
+  push_frame(&r);
+  try {
+    // r.end is re-read every iteration: a promotion (on this thread, from
+    // poll() or a nested fork) may lower it.
+    while (r.next < r.end) {
+      const std::uint64_t i = r.next++;
+      tick();  // counts iteration i as a spawn on the worker that runs it
+      body(*this, i);
+    }
+  } catch (...) {
+    pop_frame();
+    r.join_splits(*this, false);
+    throw;
+  }
+  pop_frame();
+  if (r.splits != 0) [[unlikely]]
+    r.join_splits(*this, true);
+}
+
+}  // namespace beat::sched
