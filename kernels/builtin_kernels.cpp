@@ -54,6 +54,7 @@ void register_builtin_kernels(KernelRegistry& registry) {
   must_add(registry, "noop", "returns args[0]; for throughput benchmarks", noop_kernel);
   must_add(registry, "spin", "busy-waits args[0] ns (max 10 s); returns ns spun", spin_kernel);
   must_add(registry, "checksum", "XXH3-64 of the data range, seed args[0]", checksum_kernel);
+  register_benchmark_kernels(registry);
 }
 
 }  // namespace beat

@@ -42,6 +42,10 @@ struct ArenaView {
 
 using KernelArgs = std::span<const std::uint64_t, kInlineArgs>;
 
+// Kernel error codes (KernelResult::error) shared by the built-ins.
+inline constexpr std::uint32_t kWrongAnswer = 1;  // a self-checking kernel got a wrong result
+inline constexpr std::uint32_t kOutOfMemory = 2;  // the kernel could not allocate its workspace
+
 struct KernelResult {
   TaskStatus status = TaskStatus::kOk;
   std::uint32_t detail = 0;  // argument index or kernel error code

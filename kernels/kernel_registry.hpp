@@ -44,7 +44,10 @@ class KernelRegistry {
   std::vector<KernelInfo> kernels_;
 };
 
-// Registers noop, spin and checksum (see builtin_kernels.cpp for arguments).
+// Registers noop, spin and checksum (see builtin_kernels.cpp for arguments),
+// then the fork-join benchmark kernels.
 void register_builtin_kernels(KernelRegistry& registry);
+// Registers fib, nqueens, uts, skynet and matmul (benchmark_kernels.cpp).
+void register_benchmark_kernels(KernelRegistry& registry);
 
 }  // namespace beat

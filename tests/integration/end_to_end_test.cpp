@@ -180,10 +180,12 @@ TEST(EndToEnd, KernelsAndStatsDescribeTheDaemon) {
   EXPECT_EQ(c.worker_count(), 2u);
   auto kernels = c.kernels();
   ASSERT_TRUE(kernels);
-  ASSERT_EQ(kernels->size(), 3u);
+  ASSERT_EQ(kernels->size(), 8u);
   EXPECT_EQ((*kernels)[0].name, "noop");
   EXPECT_EQ((*kernels)[1].name, "spin");
   EXPECT_EQ((*kernels)[2].name, "checksum");
+  EXPECT_EQ((*kernels)[3].name, "fib");
+  EXPECT_EQ((*kernels)[7].name, "matmul");
   auto missing = c.kernel_id("no-such-kernel");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.status().code(), ErrorCode::kNotFound);
