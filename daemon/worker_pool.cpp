@@ -20,6 +20,13 @@ constexpr std::uint32_t kKernelThrewDetail = 0xFFFF'FFFFu;
 // of slow tasks does not hold early results back.
 constexpr std::uint32_t kCompletionFlushEvery = 16;
 
+// Intake nesting: the scheduler polls us from a busy worker's heartbeat and
+// from a worker waiting at a join, inside the task it is running. One level
+// of nesting lets new client work in within a heartbeat of arriving even
+// when every worker runs a long fork-join task; a second level is refused,
+// so the stack holds at most two chunks' frames.
+constexpr std::uint32_t kMaxIntakeDepth = 2;
+
 static_assert(1 + 2 * kMaxClientsLimit <= kMaxFutexWaitItems,
               "a parked worker must be able to wait on every client's doorbells at once");
 
@@ -73,7 +80,9 @@ struct alignas(kCacheLine) WorkerPool::Local {
   bool ready = false;
   std::uint32_t cursor = 0;            // round-robin position in the client table
   std::uint64_t announced = kOffline;  // last epoch stored in quiescent_[index]
-  std::vector<TaskDescriptor> chunk;   // the chunk this worker took
+  // The chunks this worker is running, one per intake nesting level.
+  std::vector<TaskDescriptor> chunks[kMaxIntakeDepth];
+  std::uint32_t depth = 0;  // intake levels in progress
   // Completions this worker produced and has not posted yet, all for one
   // session (a task of another session flushes them first).
   ClientSession* pending_session = nullptr;
@@ -107,10 +116,7 @@ Status WorkerPool::start() {
   // Online before the threads exist, so a grace period can't pass them by.
   for (std::uint32_t i = 0; i < worker_count(); ++i)
     quiescent_[i].value.store(epoch_.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  Status s = scheduler_.start();
-  for (const auto& p : scheduler_.placements())
-    if (config_.pin && !p.pinned) spdlog::warn("worker {} runs unpinned", p.index);
-  return s;
+  return scheduler_.start();  // logs a worker it could not pin
 }
 
 void WorkerPool::stop() {
@@ -122,7 +128,7 @@ WorkerPool::Local& WorkerPool::local(const sched::Worker& w) noexcept {
   Local& l = locals_[w.index()];
   if (!l.ready) [[unlikely]] {
     // Allocation: once per worker, on its own thread.
-    l.chunk.resize(config_.intake_batch);
+    for (auto& c : l.chunks) c.resize(config_.intake_batch);
     l.pending.reserve(kCompletionFlushEvery);
     l.ready = true;
   }
@@ -169,7 +175,20 @@ void WorkerPool::announce_offline(sched::Worker& w) noexcept {
 
 void WorkerPool::on_loop(sched::Worker& w) noexcept { announce_online(w); }
 
-bool WorkerPool::poll(sched::Worker& w) { return intake_pass(w); }
+bool WorkerPool::poll(sched::Worker& w) {
+  Local& l = local(w);
+  if (l.depth == kMaxIntakeDepth) return false;
+  ++l.depth;
+  bool ran = false;
+  try {
+    ran = intake_pass(w);
+  } catch (...) {
+    --l.depth;
+    throw;
+  }
+  --l.depth;
+  return ran;
+}
 
 // One pass over the client table; returns true when any task was taken.
 bool WorkerPool::intake_pass(sched::Worker& w) {
@@ -202,9 +221,10 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
   // still has to consume plus what we owe it (invariant 2). The cached
   // value is never ahead of the real head, so it can only understate the
   // credit: reload when it is short of what this chunk could use.
+  std::vector<TaskDescriptor>& buffer = l.chunks[l.depth - 1];
+  const auto chunk_size = static_cast<std::uint32_t>(buffer.size());
   std::uint32_t cq_used = s.cq_taken_ - s.cq_head_cache_;
-  const std::uint32_t want =
-      avail < l.chunk.size() ? avail : static_cast<std::uint32_t>(l.chunk.size());
+  const std::uint32_t want = avail < chunk_size ? avail : chunk_size;
   if (cq_used > cq_entries || cq_entries - cq_used < want) {
     // SYNC POINT READ: cq.head — the client has copied out the entries
     // below it, so we may overwrite them (ring rule 3). The claim's
@@ -242,7 +262,7 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
     else if (static_cast<std::uint32_t>(left) < n)
       n = static_cast<std::uint32_t>(left);
   }
-  if (n > l.chunk.size()) n = static_cast<std::uint32_t>(l.chunk.size());
+  if (n > chunk_size) n = chunk_size;
   if (n == 0) {
     s.intake_claim_.store(false, std::memory_order_release);
     return false;
@@ -252,7 +272,7 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
     h.cq_space.needs_wakeup.store(0, std::memory_order_relaxed);
   }
   std::uint32_t owed = 0;
-  TaskDescriptor* chunk = l.chunk.data();
+  TaskDescriptor* chunk = buffer.data();
   for (std::uint32_t i = 0; i < n; ++i) {
     // One copy out of shared memory; only the private copy is used below.
     chunk[i] = copy_entry(v.sq_slots, sq_entries - 1, head + i);
@@ -296,11 +316,6 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
   // Dropped tasks owe nothing: the session is closing (its segment goes
   // after the grace period) or the daemon is stopping.
   if (ctx.cancelled()) return;
-  Local& l = local(w);
-  if (l.pending_session != &s) {
-    if (!l.pending.empty()) post(l);
-    l.pending_session = &s;
-  }
   CompletionEntry c{d.tag, 0, 0, 0, 0};
   TaskStatus st = validate_descriptor(d, kernels_.size(), arena_bytes);
   if (st == TaskStatus::kOk) {
@@ -319,6 +334,14 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
     }
   }
   c.status = static_cast<std::uint32_t>(st);
+  // Only now, after the kernel: while it ran, this worker may have run
+  // other clients' tasks (nested intake, stolen work) and switched its
+  // pending batch to their sessions.
+  Local& l = local(w);
+  if (l.pending_session != &s) {
+    if (!l.pending.empty()) post(l);
+    l.pending_session = &s;
+  }
   WorkerCounters& counters = counters_[w.index()];
   bump(counters.tasks_run);
   if (st != TaskStatus::kOk) {

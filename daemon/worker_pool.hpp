@@ -22,6 +22,12 @@
 //     stolen part (and its completions, flushed by publish()) before its
 //     parallel_for returns, so it has not announced since it read the
 //     session pointer.
+//  4. Intake nests: a busy worker polls the rings once per heartbeat and a
+//     worker waiting at a join polls them too, from inside the running
+//     task, so other clients' tasks are not held behind a long fork-join
+//     task. Each nesting level has its own chunk buffer; depth is bounded
+//     (kMaxIntakeDepth in worker_pool.cpp). Nested intake happens inside a
+//     loop iteration, never at a quiescent point, so invariant 2 holds.
 //  3. Parking follows doorbell.hpp: needs_wakeup is set in every client's
 //     SQ doorbell while at least one worker is parked (parked_ > 0); the last
 //     waker clears it, re-setting it if a worker parked meanwhile.

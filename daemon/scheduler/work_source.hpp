@@ -24,7 +24,12 @@ class WorkSource {
   // Top of every loop iteration: the worker holds nothing from the previous
   // one (a quiescent state, for reclamation schemes).
   virtual void on_loop(Worker& w) noexcept = 0;
-  // Takes and runs available work (which may fork). True if it ran any.
+  // Takes and runs available work (which may fork); true if it ran any.
+  // Must call w.begin_work() once it has claimed work, before running it.
+  // Called at the top of the loop, by a worker waiting for a stolen job,
+  // and by a busy worker once per heartbeat from inside its running task:
+  // so it nests, and the source must bound the nesting (refuse beyond a
+  // small depth) or the stack could grow with every heartbeat.
   virtual bool poll(Worker& w) = 0;
   // Before parking: arm wake-up flags and add the futex words to wait on
   // (at most `capacity`). Returns how many were added, or -1 when work is

@@ -51,18 +51,29 @@ Worker::~Worker() = default;
 
 void Worker::beat() noexcept {
   bool promote = false;
+  bool poll_source = false;
   if ((spawns_ & (kSelfBeatPeriod - 1)) == 0) {
     set(stats_.spawns, spawns_);
     // Self-heartbeat: only parked workers could take work and none is
     // searching, so nobody will raise our flag. Relaxed loads: a stale
     // value delays or adds one promotion, never loses work (the push side
     // of the wake-up protocol re-reads them after a fence).
-    if (pool_.sleepers_.load(std::memory_order_relaxed) != 0 &&
-        pool_.spinners_.load(std::memory_order_relaxed) == 0) {
+    const bool only_parked_helpers = pool_.sleepers_.load(std::memory_order_relaxed) != 0 &&
+                                     pool_.spinners_.load(std::memory_order_relaxed) == 0;
+    if (only_parked_helpers || pool_.source_ != nullptr) {
       const std::int64_t now = now_ns();
-      if (now >= next_self_beat_ns_) {
-        next_self_beat_ns_ = now + pool_.heartbeat_ns_.load(std::memory_order_relaxed);
+      const std::int64_t interval = pool_.heartbeat_ns_.load(std::memory_order_relaxed);
+      if (only_parked_helpers && now >= next_self_beat_ns_) {
+        next_self_beat_ns_ = now + interval;
         promote = true;
+      }
+      // A busy worker looks at its WorkSource once per heartbeat too, so
+      // new work (another client's tasks) does not wait behind a long
+      // fork-join task that keeps every worker busy. The source bounds the
+      // nesting (WorkSource::poll).
+      if (pool_.source_ != nullptr && now >= next_poll_ns_) {
+        next_poll_ns_ = now + interval;
+        poll_source = true;
       }
     }
   }
@@ -71,6 +82,7 @@ void Worker::beat() noexcept {
     promote = true;
   }
   if (promote) promote_oldest();
+  if (poll_source) pool_.source_->poll(*this);
 }
 
 void Worker::promote_oldest() noexcept {
@@ -117,6 +129,9 @@ void Worker::run_job(Job* job) noexcept {
   ++jobs_run_;
   job->execute(job, *this);
   if (pool_.source_ != nullptr) pool_.source_->publish(*this);
+  // Counters too, so a run() caller reading stats() after its root returned
+  // sees every spawn and steal of the run (thieves' jobs finish first).
+  publish_counters();
   // SYNC POINT WRITE: everything the job did; pairs with the creator's
   // acquire load of done (job.hpp). The job may be gone after this store.
   job->done.store(1, std::memory_order_release);
@@ -154,32 +169,34 @@ void Worker::wait_for(Job& job) noexcept {
   // SYNC POINT READ (all loads of done below): pairs with run_job's release.
   if (job.done.load(std::memory_order_acquire) != 0) return;
   std::int64_t now = now_ns();
-  enter_state(WorkerState::kIdle, now);
-  // seq_cst: a searching worker, for the pushers' wake-up decisions.
-  pool_.spinners_.fetch_add(1, std::memory_order_seq_cst);
+  last_now_ns_ = now;
+  end_work(now);  // searching: counted for the pushers' wake-up decisions
   std::int64_t next_yield = now + kSpinYieldNs;
   while (job.done.load(std::memory_order_acquire) == 0) {
     if (Job* other = try_steal()) {
-      pool_.spinners_.fetch_sub(1, std::memory_order_seq_cst);
-      enter_state(WorkerState::kBusy, now_ns());
+      begin_work();
       run_job(other);
+    } else if (pool_.source_ == nullptr || !pool_.source_->poll(*this)) {
+      // poll() calls begin_work() itself when it finds work.
       now = now_ns();
-      enter_state(WorkerState::kIdle, now);
-      pool_.spinners_.fetch_add(1, std::memory_order_seq_cst);
+      last_now_ns_ = now;
+      raise_heartbeat(now);  // most likely on the thief that has our job
+      if (now >= next_yield) {
+        // A thief sharing this core must get it: yield every 10 us.
+        std::this_thread::yield();
+        next_yield = now + kSpinYieldNs;
+      } else {
+        cpu_relax();
+      }
       continue;
     }
     now = now_ns();
-    raise_heartbeat(now);  // most likely on the thief that has our job
-    if (now >= next_yield) {
-      // A thief sharing this core must get it: yield every 10 us.
-      std::this_thread::yield();
-      next_yield = now + kSpinYieldNs;
-    } else {
-      cpu_relax();
-    }
+    last_now_ns_ = now;
+    end_work(now);
+    next_yield = now + kSpinYieldNs;
   }
-  pool_.spinners_.fetch_sub(1, std::memory_order_seq_cst);
-  enter_state(WorkerState::kBusy, now_ns());
+  last_now_ns_ = now_ns();
+  begin_work();  // busy again: the joined task goes on
 }
 
 void Worker::leave_search() noexcept {

@@ -214,6 +214,7 @@ class Worker {
   std::uint64_t jobs_run_ = 0;
   std::int64_t next_self_beat_ns_ = 0;
   std::int64_t next_raise_ns_ = 0;  // when this worker, idle, may raise a flag again
+  std::int64_t next_poll_ns_ = 0;   // when this worker, busy, looks at the WorkSource again
   std::uint32_t raise_target_ = StealPolicy::kNoVictim;  // a busy worker seen in the last round
   std::int64_t last_now_ns_ = 0;                         // the scheduler loop's latest clock read
   bool searching_ = false;                               // counted in the scheduler's spinners_
