@@ -150,6 +150,14 @@ checksum_json="$("${ctl[@]}" bench --kernel checksum --tasks 100000 --batch 64 \
   --data-bytes 4096 --json)" || fail "checksum bench failed: ${checksum_json}"
 print_bench "${checksum_json}"
 
+# Fork-join kernels: one task each, split across the workers by work
+# stealing; each kernel checks its own answer (a wrong one exits 1).
+say "beatctl run: fork-join kernels (fib 32, nqueens 12, uts T1, matmul 1024), results checked"
+for task in "fib 32" "nqueens 12" "uts 1" "matmul 1024"; do
+  # shellcheck disable=SC2086  # the kernel name and its argument are two words
+  "${ctl[@]}" run ${task} || fail "beatctl run ${task} failed"
+done
+
 say "beatctl status"
 "${ctl[@]}" status
 
