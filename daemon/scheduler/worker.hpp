@@ -156,8 +156,11 @@ class Worker {
   // bytes of its thread's stack, so stack_bytes / kMinFrameBytes entries
   // can never overflow (push_frame does not check).
   static constexpr std::size_t kMinFrameBytes = 48;
-  // Splits one parallel_for frame can hold; each halves the remaining range.
-  static constexpr std::uint32_t kMaxSplits = 64;
+  // Splits one parallel_for frame can hold; each halves the remaining range,
+  // so after 16 the owner keeps 1/65536 of it (and every stolen part can be
+  // split again by its thief). 16 keeps the frame under 1 KiB of stack:
+  // nqueens nests a parallel_for per row.
+  static constexpr std::uint32_t kMaxSplits = 16;
 
   // parallel_for's loop over [begin, end) as one splittable frame; also
   // runs split parts (stolen or reclaimed). REQUIRES: begin < end, grain > 0.
