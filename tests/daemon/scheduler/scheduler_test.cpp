@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "tests/support/watchdog.hpp"
@@ -238,6 +239,35 @@ TEST(Scheduler, ManyTinyBurstsNeverStall) {
   s.stop();
   EXPECT_GT(s.stats().parks, 0u);
   EXPECT_EQ(s.stats().jobs_run, rounds + s.stats().steals);
+}
+
+TEST(Scheduler, ATaskWithoutForksWakesOneParkedWorker) {
+  // 4 workers that park at once. Each root is one job nobody can share, so
+  // it must wake exactly one worker, which parks again after it: parks grow
+  // by one per root. Waking every worker would add four.
+  test::ScopedWatchdog watchdog("Scheduler.ATaskWithoutForksWakesOneParkedWorker", 60);
+  const Topology topo = machine();
+  Scheduler s(options(4, 0, 100), topo);
+  ASSERT_TRUE(s.start());
+  // Let every worker park first.
+  const auto settle = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.parked_workers() != 4 && std::chrono::steady_clock::now() < settle)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(s.parked_workers(), 4u);
+  const std::uint64_t parks_before = s.stats().parks;
+  constexpr std::uint64_t kRoots = 200;
+  for (std::uint64_t i = 0; i < kRoots; ++i) {
+    std::uint64_t r = 0;
+    s.run([&](Worker&) { r = i; });
+    ASSERT_EQ(r, i);
+    // The next root is injected only once the last worker parked again, so
+    // every root meets four parked workers.
+    while (s.parked_workers() != 4) std::this_thread::yield();
+  }
+  const std::uint64_t woken = s.stats().parks - parks_before;
+  // A futex wait may return spuriously (signals); allow a few.
+  EXPECT_GE(woken, kRoots);
+  EXPECT_LE(woken, kRoots + kRoots / 20) << "roots woke more workers than could use them";
 }
 
 TEST(Scheduler, RunsFromSeveralExternalThreads) {
