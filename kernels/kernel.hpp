@@ -80,7 +80,8 @@ class TaskContext {
   std::uint32_t client_id() const noexcept { return client_id_; }
 
   // Runs a(ctx_a) and b(ctx_b), possibly in parallel; returns when both
-  // returned. ctx_x is the context of the worker running x.
+  // returned. ctx_x is the context of the worker running x (*this unless
+  // b was stolen).
   template <class A, class B>
   void join(A&& a, B&& b) {
     if (worker_ == nullptr) {
@@ -88,15 +89,7 @@ class TaskContext {
       b(*this);
       return;
     }
-    worker_->join([&](sched::Worker&) { a(*this); },
-                  [&](sched::Worker& w) {
-                    if (&w == worker_) {
-                      b(*this);
-                    } else {
-                      TaskContext there(*this, w);
-                      b(there);
-                    }
-                  });
+    worker_->join(*this, a, b);
   }
 
   // Calls body(ctx_i, i) for each i in [begin, end), possibly in parallel;
@@ -107,15 +100,13 @@ class TaskContext {
       for (std::uint64_t i = begin; i < end; ++i) body(*this, i);
       return;
     }
-    worker_->parallel_for(begin, end, grain, [&](sched::Worker& w, std::uint64_t i) {
-      if (&w == worker_) {
-        body(*this, i);
-      } else {
-        TaskContext there(*this, w);
-        body(there, i);
-      }
-    });
+    worker_->parallel_for(*this, begin, end, grain, body);
   }
+
+  // For the scheduler: this task's context on another worker (a stolen
+  // branch runs with it), and the worker this context belongs to.
+  TaskContext on(sched::Worker& w) const noexcept { return TaskContext(*this, w); }
+  sched::Worker* worker() const noexcept { return worker_; }
 
   // True once nobody will receive this task's result. A long-running kernel
   // polls it (a relaxed load each, no ordering needed: it only cuts work

@@ -93,14 +93,29 @@ class Worker {
   // unless b was stolen); returns when both returned. An exception from
   // either propagates after both finished (a's first).
   template <class A, class B>
-  void join(A&& a, B&& b);
+  void join(A&& a, B&& b) {
+    join(*this, a, b);
+  }
+
+  // The same for a context type other than Worker (TaskContext): a(ctx)
+  // and b(ctx) inline; a stolen b gets ctx.on(thief), Ctx's copy bound to
+  // the thief. REQUIRES: Ctx has `Ctx on(Worker&) const`, and ctx is this
+  // worker's context. Costs the same as join(a, b): no wrapper closures.
+  template <class Ctx, class A, class B>
+  void join(Ctx& ctx, A&& a, B&& b);
 
   // Calls body(w, i) once for each i in [begin, end), where w is the
   // running worker; returns when all calls returned. Ranges shorter than
   // 2 * grain are never split. An exception propagates after every
   // stolen part finished.
   template <class Body>
-  void parallel_for(std::uint64_t begin, std::uint64_t end, std::uint64_t grain, Body&& body);
+  void parallel_for(std::uint64_t begin, std::uint64_t end, std::uint64_t grain, Body&& body) {
+    parallel_for(*this, begin, end, grain, body);
+  }
+  // The same with body(ctx_i, i) for a context type (see join(ctx, a, b)).
+  template <class Ctx, class Body>
+  void parallel_for(Ctx& ctx, std::uint64_t begin, std::uint64_t end, std::uint64_t grain,
+                    Body&& body);
 
   // The heartbeat check, for a kernel's long sequential loop between forks,
   // so its enclosing frames can be promoted while it runs: one relaxed load.
@@ -132,10 +147,15 @@ class Worker {
  private:
   friend class Scheduler;
   struct JoinFrameBase;
-  template <class B>
+  template <class Ctx, class B>
   struct JoinFrame;
-  template <class Body>
+  template <class Ctx, class Body>
   struct RangeFrame;
+  // Where a frame keeps its context: nothing when it is the Worker itself
+  // (the thief is the context), a pointer otherwise.
+  struct NoContext {};
+  template <class Ctx>
+  using ContextSlot = std::conditional_t<std::is_same_v<Ctx, Worker>, NoContext, Ctx*>;
   struct RangeJob;
   struct RangeFrameBase;
 
@@ -164,8 +184,8 @@ class Worker {
 
   // parallel_for's loop over [begin, end) as one splittable frame; also
   // runs split parts (stolen or reclaimed). REQUIRES: begin < end, grain > 0.
-  template <class Body>
-  void loop(std::uint64_t begin, std::uint64_t end, std::uint64_t grain, Body& body);
+  template <class Ctx, class Body>
+  void loop(Ctx& ctx, std::uint64_t begin, std::uint64_t end, std::uint64_t grain, Body& body);
 
   // No capacity check: frames_ holds one entry per kMinFrameBytes of this
   // thread's stack and every frame occupies more than that on the stack,
@@ -245,16 +265,24 @@ struct Worker::JoinFrameBase : Frame {
   Job& job() noexcept { return *std::launder(reinterpret_cast<Job*>(job_storage)); }
 };
 
-template <class B>
+template <class Ctx, class B>
 struct Worker::JoinFrame : JoinFrameBase {
   static_assert(sizeof(JoinFrameBase) >= kMinFrameBytes,
                 "push_frame's bound assumes every frame takes kMinFrameBytes of stack");
-  explicit JoinFrame(B& b) noexcept : JoinFrameBase(&run_stolen, &b) {}
+  JoinFrame(Ctx& c, B& b) noexcept : JoinFrameBase(&run_stolen, &b) {
+    if constexpr (!std::is_same_v<Ctx, Worker>) ctx = &c;
+  }
+  [[no_unique_address]] ContextSlot<Ctx> ctx;
 
   static void run_stolen(Job* j, Worker& thief) noexcept {
-    auto* self = static_cast<JoinFrameBase*>(j->context);
+    auto* self = static_cast<JoinFrame*>(static_cast<JoinFrameBase*>(j->context));
     try {
-      (*static_cast<B*>(self->fn))(thief);
+      if constexpr (std::is_same_v<Ctx, Worker>) {
+        (*static_cast<B*>(self->fn))(thief);
+      } else {
+        Ctx there = self->ctx->on(thief);
+        (*static_cast<B*>(self->fn))(there);
+      }
     } catch (...) {
       j->capture_current_exception();
     }
@@ -317,28 +345,41 @@ struct Worker::RangeFrameBase : Frame {
   void join_splits(Worker& w, bool run_reclaimed);
 };
 
-template <class Body>
+template <class Ctx, class Body>
 struct Worker::RangeFrame : RangeFrameBase {
-  RangeFrame(Body& b, std::uint64_t lo, std::uint64_t hi, std::uint64_t g) noexcept
+  RangeFrame(Ctx& c, Body& b, std::uint64_t lo, std::uint64_t hi, std::uint64_t g) noexcept
       : RangeFrameBase(lo, hi, g), body(&b) {
+    if constexpr (!std::is_same_v<Ctx, Worker>) ctx = &c;
     run_range = &run_part;
   }
   Body* body;
+  [[no_unique_address]] ContextSlot<Ctx> ctx;
   static void run_part(RangeFrameBase* self, Worker& w, std::uint64_t lo, std::uint64_t hi) {
     auto* me = static_cast<RangeFrame*>(self);
-    w.loop(lo, hi, me->grain, *me->body);
+    if constexpr (std::is_same_v<Ctx, Worker>) {
+      w.loop(w, lo, hi, me->grain, *me->body);
+    } else {
+      // A part run by this frame's owner (reclaimed) keeps the owner's
+      // context; a thief gets its own.
+      if (&w == me->ctx->worker()) {
+        w.loop(*me->ctx, lo, hi, me->grain, *me->body);
+      } else {
+        Ctx there = me->ctx->on(w);
+        w.loop(there, lo, hi, me->grain, *me->body);
+      }
+    }
   }
 };
 
 // ---------------------------------------------------------------------------
 
-template <class A, class B>
-inline void Worker::join(A&& a, B&& b) {
-  JoinFrame<std::remove_reference_t<B>> f(b);
+template <class Ctx, class A, class B>
+inline void Worker::join(Ctx& ctx, A&& a, B&& b) {
+  JoinFrame<Ctx, std::remove_reference_t<B>> f(ctx, b);
   push_frame(&f);
   tick();
   try {
-    a(*this);
+    a(ctx);
   } catch (...) {
     pop_frame();
     // b must not outlive this frame: take it back (and drop it) or wait
@@ -351,28 +392,29 @@ inline void Worker::join(A&& a, B&& b) {
   }
   if (!f.promoted) [[likely]] {
     pop_unpromoted();
-    b(*this);
+    b(ctx);
     return;
   }
   pop_frame();
   if (reclaim(&f.job())) {
-    b(*this);
+    b(ctx);
     return;
   }
   wait_for(f.job());
   f.job().rethrow_if_failed();
 }
 
-template <class Body>
-inline void Worker::parallel_for(std::uint64_t begin, std::uint64_t end, std::uint64_t grain,
-                                 Body&& body) {
+template <class Ctx, class Body>
+inline void Worker::parallel_for(Ctx& ctx, std::uint64_t begin, std::uint64_t end,
+                                 std::uint64_t grain, Body&& body) {
   if (begin >= end) return;
-  loop(begin, end, grain == 0 ? 1 : grain, body);
+  loop(ctx, begin, end, grain == 0 ? 1 : grain, body);
 }
 
-template <class Body>
-inline void Worker::loop(std::uint64_t begin, std::uint64_t end, std::uint64_t grain, Body& body) {
-  RangeFrame<Body> r(body, begin, end, grain);
+template <class Ctx, class Body>
+inline void Worker::loop(Ctx& ctx, std::uint64_t begin, std::uint64_t end, std::uint64_t grain,
+                         Body& body) {
+  RangeFrame<Ctx, Body> r(ctx, body, begin, end, grain);
   push_frame(&r);
   try {
     // r.end is re-read every iteration: a promotion (on this thread, from
@@ -380,7 +422,7 @@ inline void Worker::loop(std::uint64_t begin, std::uint64_t end, std::uint64_t g
     while (r.next < r.end) {
       const std::uint64_t i = r.next++;
       tick();  // counts iteration i as a spawn on the worker that runs it
-      body(*this, i);
+      body(ctx, i);
     }
   } catch (...) {
     pop_frame();
