@@ -11,7 +11,10 @@
 //   3. Each runtime's speedup from 1 to 2 workers on each workload (the
 //      runtime's own 1-worker row vs its 2-worker row), and how the peers'
 //      speedups compare.
-//   The other workloads put the same questions to coarser grains (skynet,
+//   4. Through the daemon: fib(30) submitted by a client to a real beatd,
+//      end-to-end time against the same scheduler in this process, at the
+//      same worker count (runtime beatd, "ratio").
+//   The other workloads put questions 1-3 to coarser grains (skynet,
 //   nqueens: parallel_for fan-out), irregular trees (uts) and memory-bound
 //   recursive work (matmul).
 //
@@ -23,30 +26,52 @@
 //           blocked_range, in a task_arena of `workers` slots.
 //   beat    Beat's scheduler (daemon/scheduler/scheduler.hpp), options at
 //           their defaults but `workers` (and --beat-heartbeat-us).
+//   beatd   beatd_peer.hpp: a beatd child process (BEAT_BEATD_PATH, or
+//           --beatd) with `workers` workers and the beat peer's scheduler
+//           settings, on a socket in a fresh temporary directory, and one
+//           beat::Client session (ClientOptions' defaults: it spins 50 us
+//           on the CQ, then parks). fib(30) only, whatever --quick says:
+//           the daemon's kernels are fixed and the question is question 4;
+//           the other workloads are skipped for it (--workloads without
+//           fib skips the runtime). See "The beatd block" below.
 //   omp     omp_executor.hpp: `omp task` + taskwait joins, taskloop
 //           parallel_for, tied tasks, in a parallel region of `workers`.
 // Nothing here pins a thread: each runtime does what it does by default
-// (Beat pins its workers, TBB and libgomp pin nothing).
+// (Beat pins its workers, in process and in beatd; TBB and libgomp pin
+// nothing).
 //
-// Method. For each runtime (always in the order serial, tbb, beat, omp), for
-// each worker count, for each workload: one unmeasured warm-up run, then
-// --reps measured runs, each timed on the calling thread around the whole
-// root (so the hand-off to the runtime's threads and back is included) and
-// each result checked against the workload's known value: fib_reference,
-// nqueens_known, uts_known, skynet_reference, MatmulProblem::verify. A wrong
-// result ends the program with status 1 and a message naming workload,
-// runtime, what it got and what was expected. Matmul clears C before every
-// run, outside the timed region.
+// Method. For each runtime (always in the order serial, tbb, beat, beatd,
+// omp), for each worker count, for each workload: one unmeasured warm-up
+// run, then --reps measured runs, each timed on the calling thread around
+// the whole root (so the hand-off to the runtime's threads and back is
+// included) and each result checked against the workload's known value:
+// fib_reference, nqueens_known, uts_known, skynet_reference,
+// MatmulProblem::verify. A wrong result ends the program with status 1 and
+// a message naming workload, runtime, what it got and what was expected.
+// Matmul clears C before every run, outside the timed region.
 //
 // Keeping the runtimes out of each other's way: they run one after another,
-// never concurrently, with a 100 ms pause between blocks. OpenMP runs last
-// because libgomp's threads spin after a parallel region (OMP_WAIT_POLICY is
-// left at its default, as an OpenMP user would have it, so the peer is not
-// slowed by sleeping workers); after it no other runtime runs. TBB's worker
+// never concurrently, with a 100 ms pause between blocks (beatd's child has
+// exited before the next block starts). OpenMP runs last because libgomp's
+// threads spin after a parallel region (OMP_WAIT_POLICY is left at its
+// default, as an OpenMP user would have it, so the peer is not slowed by
+// sleeping workers); after it no other runtime runs. TBB's worker
 // threads and Beat's workers park when idle (Beat after idle_spin_us). Every
 // row also reports "threads_seen": the distinct threads that ran bodies of a
 // probe parallel_for on that runtime and worker count; more than `workers`
 // is an error (that is how "1 worker" is known to mean one thread working).
+//
+// The beatd block, per worker count: (1) fib(30) on the beat peer in this
+// process, warm-up and --reps runs as above, not printed as a row but kept
+// as the reference (so it exists even with --runtimes beatd alone); its
+// workers are stopped. (2) After the pause, beatd starts (its CPU mask set
+// to the one this program started with, so it cannot inherit a pin), the
+// client connects, and one task at a time fib(30) is submitted
+// (args[0] = 30) and waited for: one warm-up task, then --reps tasks, each
+// timed on the client from just before submit to the return of wait, and
+// each completion checked (status ok, result fib_reference(30) = 832040).
+// (3) SIGTERM; the daemon must exit 0. A failure anywhere ends the program
+// with status 1 and a message naming it.
 //
 // Output: one JSON object per line per measurement, e.g.
 //   {"workload":"fib","param":35,"runtime":"beat","impl":"heartbeat",
@@ -57,31 +82,39 @@
 //                 matmul's n.
 //   impl          the peer's variant: fib_serial or SerialExecutor (serial),
 //                 task_group or parallel_invoke (tbb), tied or untied (omp),
-//                 heartbeat (beat).
+//                 heartbeat (beat), client (beatd).
 //   seconds       median of the measured runs (the mean of the middle two
 //                 for an even count); min_seconds the fastest.
 //   threads_seen  see above; fewer than `workers` means some worker ran no
 //                 probe body (seen for beat while another process kept a
-//                 vCPU busy).
-//   steal_rate    beat only: steals / spawns summed over the measured runs
-//                 (SchedulerStats deltas).
+//                 vCPU busy). Absent from beatd rows: the probe is not a
+//                 daemon kernel.
+//   steal_rate    beat: steals / spawns summed over the measured runs
+//                 (SchedulerStats deltas); beatd: the same from the
+//                 daemon's STATS (top-level "steals" and "spawns"; each
+//                 client task counts as one spawn).
+//   in_process_seconds, ratio
+//                 beatd only: the median of fib(30) on the beat peer in
+//                 this process at the same worker count, measured in the
+//                 same run, and seconds / in_process_seconds.
 //   others_cpus   the average number of CPUs that other processes (and the
 //                 hypervisor's steal) used while the runs were measured
-//                 (CpuClock below); absent when the measured runs took less
+//                 (cpu_clock.hpp; for beatd the daemon's CPU counts as the
+//                 benchmark's own); absent when the measured runs took less
 //                 than 250 ms in all (too short for /proc/stat's ticks). On
 //                 a 2-vCPU machine a row with others_cpus well above 0 was
 //                 contended; compare such rows with care or re-run them.
 //   heartbeat_us, idle_spin_us, pin
-//                 beat only: the SchedulerOptions the scheduler ran with.
+//                 beat and beatd: the SchedulerOptions the scheduler ran
+//                 with (beatd's written to its config file).
 //
 // Sizes: default fib 35, nqueens 12, uts T1, skynet 10^6, matmul 1024, 5
 // reps; --quick fib 30, nqueens 10, uts T1, skynet 10^5, matmul 256, 3 reps
 // (a smoke test: 25 s wall on the 2-vCPU dev VM; the full set 105 s; both
-// with every runtime).
+// with every runtime). The beatd block is fib(30) in both (about 0.5 s of
+// wall time at 5 reps, daemon start and stop included).
 #include <sched.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <unistd.h>
+#include <sys/types.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -98,11 +131,14 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/scheduler/scheduler.hpp"
 #include "kernels/workloads/fib.hpp"
 #include "kernels/workloads/matmul.hpp"
 #include "kernels/workloads/nqueens.hpp"
 #include "kernels/workloads/skynet.hpp"
 #include "kernels/workloads/uts.hpp"
+#include "perf/forkjoin/beatd_peer.hpp"
+#include "perf/forkjoin/cpu_clock.hpp"
 #include "perf/forkjoin/runtime.hpp"
 
 namespace {
@@ -110,9 +146,10 @@ namespace {
 namespace fj = beat::perf::forkjoin;
 namespace wl = beat::workloads;
 using Clock = std::chrono::steady_clock;
+using fj::CpuClock;
 
 // The runtimes, in the order they run (OpenMP last: see the header comment).
-const std::vector<std::string> kRuntimeOrder = {"serial", "tbb", "beat", "omp"};
+const std::vector<std::string> kRuntimeOrder = {"serial", "tbb", "beat", "beatd", "omp"};
 const std::vector<std::string> kWorkloadOrder = {"fib", "nqueens", "uts", "skynet", "matmul"};
 
 // The peer variants measured as defaults (the others stay selectable with
@@ -157,7 +194,13 @@ struct Options {
   fj::TbbJoin tbb_join = kDefaultTbbJoin;
   fj::OmpTasks omp_tasks = kDefaultOmpTasks;
   std::uint32_t beat_heartbeat_us = 0;  // 0: SchedulerOptions' default
+  std::string beatd_path = BEAT_BEATD_PATH;
 };
+
+// The beatd block measures fib at this n whatever the sizes (the issue's
+// question: fib(30) submitted by a client), so that --quick and the full
+// set answer the same question.
+constexpr unsigned kBeatdFibN = 30;
 
 bool contains(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
@@ -179,13 +222,15 @@ struct Case {
   std::uint32_t workers;
 };
 
+std::string mismatch_message(const Case& c, const std::string& got, const std::string& expected) {
+  return "wrong result: workload " + c.workload + "(" + c.param_json + ") on runtime " + c.runtime +
+         " (" + c.impl + ") with " + std::to_string(c.workers) + " workers: got " + got +
+         ", expected " + expected;
+}
+
 [[noreturn]] void fail_mismatch(const Case& c, const std::string& got,
                                 const std::string& expected) {
-  std::fprintf(stderr,
-               "beat-forkjoin-bench: wrong result: workload %s(%s) on runtime %s (%s) with %u "
-               "workers: got %s, expected %s\n",
-               c.workload.c_str(), c.param_json.c_str(), c.runtime.c_str(), c.impl.c_str(),
-               c.workers, got.c_str(), expected.c_str());
+  std::fprintf(stderr, "beat-forkjoin-bench: %s\n", mismatch_message(c, got, expected).c_str());
   std::exit(1);
 }
 
@@ -196,59 +241,6 @@ struct Timing {
   std::optional<double> others_cpus;       // see CpuClock
 };
 
-// How busy the rest of the machine was: CPU time every CPU spent outside
-// idle (/proc/stat: user, nice, system, irq, softirq, steal) minus this
-// process's own (getrusage, all its threads). others_cpus(a, b) is that
-// difference over the wall time between two samples: the average number of
-// CPUs that other processes (or the hypervisor, as steal) took while the
-// runs were measured. On a shared 2-vCPU machine it tells which rows were
-// contended. /proc/stat counts in clock ticks (10 ms) per CPU, so over a
-// window shorter than kMinWindow the figure would be mostly rounding: none
-// is reported then.
-class CpuClock {
- public:
-  // Rounding: about a tick per CPU at each end, <= 0.08 CPUs on 2 CPUs.
-  static constexpr std::chrono::milliseconds kMinWindow{250};
-
-  struct Sample {
-    Clock::time_point wall;
-    double machine_busy_s = 0;
-    double self_s = 0;
-    bool valid = false;
-  };
-
-  static Sample now() {
-    Sample s;
-    s.wall = Clock::now();
-    std::FILE* stat = std::fopen("/proc/stat", "r");
-    if (stat == nullptr) return s;
-    unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
-                       steal = 0;
-    const int fields = std::fscanf(stat, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user,
-                                   &nice, &system, &idle, &iowait, &irq, &softirq, &steal);
-    std::fclose(stat);
-    rusage self{};
-    if (fields != 8 || getrusage(RUSAGE_SELF, &self) != 0) return s;
-    static const double tick_s = 1.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
-    s.machine_busy_s = static_cast<double>(user + nice + system + irq + softirq + steal) * tick_s;
-    s.self_s = seconds(self.ru_utime) + seconds(self.ru_stime);
-    s.valid = true;
-    return s;
-  }
-
-  static std::optional<double> others_cpus(const Sample& a, const Sample& b) {
-    if (!a.valid || !b.valid || b.wall - a.wall < kMinWindow) return std::nullopt;
-    const double wall = std::chrono::duration<double>(b.wall - a.wall).count();
-    const double others = (b.machine_busy_s - a.machine_busy_s) - (b.self_s - a.self_s);
-    return std::max(0.0, others / wall);
-  }
-
- private:
-  static double seconds(const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
-  }
-};
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t mid = v.size() / 2;
@@ -257,18 +249,21 @@ double median(std::vector<double> v) {
 
 // One warm-up run and `reps` measured runs of `run` (which returns the
 // workload's result), each preceded by `prepare` (untimed) and followed by
-// `check(result)` (untimed), which exits on a wrong result.
-template <class Prepare, class Run, class Check>
-Timing measure(const fj::Runtime& runtime, unsigned reps, Prepare&& prepare, Run&& run,
-               Check&& check) {
+// `check(result)` (untimed), which exits on a wrong result. `counters()`
+// (an std::optional<fj::StealCounters>) is read, untimed, before the first
+// and after the last measured run; `child` is a process whose CPU time is
+// the measurement's own (CpuClock::now), 0 for none.
+template <class Counters, class Prepare, class Run, class Check>
+Timing measure_with(Counters&& counters, pid_t child, unsigned reps, Prepare&& prepare, Run&& run,
+                    Check&& check) {
   std::vector<double> seconds;
   std::optional<fj::StealCounters> before;
   CpuClock::Sample cpu_before;
   for (unsigned rep = 0; rep <= reps; ++rep) {  // rep 0 is the warm-up
     prepare();
     if (rep == 1) {
-      before = runtime.steal_counters();
-      cpu_before = CpuClock::now();
+      before = counters();
+      cpu_before = CpuClock::now(child);
     }
     const Clock::time_point start = Clock::now();
     auto result = run();
@@ -277,21 +272,31 @@ Timing measure(const fj::Runtime& runtime, unsigned reps, Prepare&& prepare, Run
     if (rep > 0) seconds.push_back(std::chrono::duration<double>(stop - start).count());
   }
   Timing t;
-  t.others_cpus = CpuClock::others_cpus(cpu_before, CpuClock::now());
+  t.others_cpus = CpuClock::others_cpus(cpu_before, CpuClock::now(child));
   t.median_s = median(seconds);
   t.min_s = *std::min_element(seconds.begin(), seconds.end());
-  if (const auto after = runtime.steal_counters(); after && before) {
+  if (const std::optional<fj::StealCounters> after = counters(); after && before) {
     t.delta = fj::StealCounters{after->spawns - before->spawns, after->steals - before->steals};
   }
   return t;
+}
+
+// measure_with on a Runtime in this process: its own steal counters.
+template <class Prepare, class Run, class Check>
+Timing measure(const fj::Runtime& runtime, unsigned reps, Prepare&& prepare, Run&& run,
+               Check&& check) {
+  return measure_with([&runtime] { return runtime.steal_counters(); }, 0, reps,
+                      std::forward<Prepare>(prepare), std::forward<Run>(run),
+                      std::forward<Check>(check));
 }
 
 struct Row {
   Case c;
   Timing timing;
   unsigned reps;
-  std::size_t threads_seen;
-  std::string settings_json;  // Runtime::settings_json()
+  std::optional<std::size_t> threads_seen;  // none for beatd (no probe through the daemon)
+  std::string settings_json;                // Runtime::settings_json()
+  std::string extra_json = {};  // more members, each preceded by a comma (beatd's comparison)
 };
 
 void print_row(const Row& r) {
@@ -302,8 +307,9 @@ void print_row(const Row& r) {
   std::snprintf(buf, sizeof buf, ",\"seconds\":%.6g,\"min_seconds\":%.6g", r.timing.median_s,
                 r.timing.min_s);
   line += buf;
-  line +=
-      ",\"reps\":" + std::to_string(r.reps) + ",\"threads_seen\":" + std::to_string(r.threads_seen);
+  line += ",\"reps\":" + std::to_string(r.reps);
+  if (r.threads_seen) line += ",\"threads_seen\":" + std::to_string(*r.threads_seen);
+  line += r.extra_json;
   if (r.timing.delta) {
     const double rate = r.timing.delta->spawns == 0
                             ? 0.0
@@ -417,6 +423,68 @@ void run_workloads(fj::Runtime& runtime, const Options& opt) {
   }
 }
 
+// The beatd block at one worker count: fib(kBeatdFibN) on Beat's scheduler
+// in this process (the reference, measured here so that it exists whatever
+// --runtimes says; not printed as a row of its own), then the same through
+// a beatd child with the same scheduler settings, submitted by a client one
+// task at a time. Prints one beatd row that carries the in-process median
+// and the ratio of the two. Exits 1 on a wrong in-process result; throws
+// std::runtime_error on a wrong completion from the daemon, when the daemon
+// cannot start, a task cannot be submitted or waited for, or the daemon
+// does not exit 0 on SIGTERM.
+void run_beatd(std::uint32_t workers, const Options& opt, const cpu_set_t& startup_cpus) {
+  const unsigned n = kBeatdFibN;
+  const std::uint64_t expected = wl::fib_reference(n);
+  const unsigned reps = opt.sizes.reps;
+
+  Timing in_process;
+  {
+    std::unique_ptr<fj::Runtime> runtime = fj::make_beat_runtime(workers, opt.beat_heartbeat_us);
+    const Case c{"fib", std::to_string(n), runtime->name(), runtime->impl(), workers};
+    in_process = measure(
+        *runtime, reps, [] {}, [&] { return runtime->fib(n); },
+        [&](std::uint64_t got) {
+          if (got != expected) fail_mismatch(c, std::to_string(got), std::to_string(expected));
+        });
+  }  // its workers are gone before the daemon's start
+  std::this_thread::sleep_for(kSettle);
+
+  const beat::sched::SchedulerOptions defaults;
+  fj::BeatdSettings settings;
+  settings.workers = workers;
+  settings.heartbeat_us =
+      opt.beat_heartbeat_us != 0 ? opt.beat_heartbeat_us : defaults.heartbeat_us;
+  settings.idle_spin_us = defaults.idle_spin_us;
+  settings.pin = defaults.pin;
+  settings.cpus = startup_cpus;
+  fj::BeatdPeer peer(opt.beatd_path, settings);
+
+  Row row{Case{"fib", std::to_string(n), "beatd", "client", workers}, Timing{}, reps, std::nullopt,
+          ",\"heartbeat_us\":" + std::to_string(settings.heartbeat_us) +
+              ",\"idle_spin_us\":" + std::to_string(settings.idle_spin_us) +
+              ",\"pin\":" + (settings.pin ? "true" : "false")};
+  row.timing = measure_with(
+      [&peer] { return std::optional<fj::StealCounters>(peer.steal_counters()); }, peer.pid(), reps,
+      [] {}, [&] { return peer.fib(n); },
+      [&](const beat::Completion& got) {
+        // Thrown, not exited on: unwinding stops the daemon (~BeatdPeer).
+        if (got.status != beat::TaskStatus::kOk || got.result != expected) {
+          throw std::runtime_error(mismatch_message(
+              row.c,
+              "status " + std::string(beat::to_string(got.status)) + " (detail " +
+                  std::to_string(got.detail) + "), result " + std::to_string(got.result),
+              "status ok, result " + std::to_string(expected)));
+        }
+      });
+  peer.stop();  // throws unless beatd exits 0 on SIGTERM
+
+  char buf[96];
+  std::snprintf(buf, sizeof buf, ",\"in_process_seconds\":%.6g,\"ratio\":%.4g", in_process.median_s,
+                row.timing.median_s / in_process.median_s);
+  row.extra_json = buf;
+  print_row(row);
+}
+
 std::unique_ptr<fj::Runtime> make_runtime(const std::string& name, std::uint32_t workers,
                                           const Options& opt) {
   if (name == "serial") return fj::make_serial_runtime();
@@ -426,11 +494,16 @@ std::unique_ptr<fj::Runtime> make_runtime(const std::string& name, std::uint32_t
   throw std::invalid_argument("unknown runtime '" + name + "'");  // the CLI checks names
 }
 
-int allowed_cpu_count() {
+cpu_set_t allowed_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
-  return CPU_COUNT(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) CPU_ZERO(&set);
+  return set;
+}
+
+int allowed_cpu_count() {
+  const cpu_set_t set = allowed_cpus();
+  return CPU_COUNT(&set) == 0 ? -1 : CPU_COUNT(&set);
 }
 
 }  // namespace
@@ -450,7 +523,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--runtimes", opt.runtimes,
-                 "runtimes to run, comma-separated (serial,tbb,beat,omp)")
+                 "runtimes to run, comma-separated (serial,tbb,beat,beatd,omp)")
       ->delimiter(',')
       ->check(CLI::IsMember(kRuntimeOrder));
   app.add_option("--workloads", opt.workloads,
@@ -468,12 +541,16 @@ int main(int argc, char** argv) {
       ->transform(CLI::CheckedTransformer(kOmpTasksNames))
       ->option_text("tied|untied");
   app.add_option("--beat-heartbeat-us", opt.beat_heartbeat_us,
-                 "Beat's heartbeat period in us (0: the scheduler's default)");
+                 "Beat's heartbeat period in us (0: the scheduler's default), in this process "
+                 "and in beatd");
+  app.add_option("--beatd", opt.beatd_path, "the beatd binary of the beatd runtime")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   if (quick) opt.sizes = kQuickSizes;
   if (reps) opt.sizes.reps = *reps;
 
+  const cpu_set_t startup_cpus = allowed_cpus();
   const int cpus_at_start = allowed_cpu_count();
   try {
     bool first_block = true;
@@ -482,6 +559,14 @@ int main(int argc, char** argv) {
       for (const std::uint32_t workers : opt.workers) {
         // serial has one row set, reported as 1 worker.
         if (name == "serial" && workers != opt.workers.front()) break;
+        // beatd runs fib only (the daemon's question), and only when asked for.
+        if (name == "beatd" && !contains(opt.workloads, "fib")) break;
+        if (name == "beatd") {
+          if (!first_block) std::this_thread::sleep_for(kSettle);
+          first_block = false;
+          run_beatd(workers, opt, startup_cpus);
+          continue;
+        }
         std::unique_ptr<fj::Runtime> runtime = make_runtime(name, workers, opt);
         if (!first_block) std::this_thread::sleep_for(kSettle);
         first_block = false;
