@@ -37,8 +37,10 @@ struct Job {
   alignas(std::exception_ptr) unsigned char error[sizeof(std::exception_ptr)];
 
   // Thief: records the exception being handled.
-  void capture_current_exception() noexcept {
-    new (error) std::exception_ptr(std::current_exception());
+  void capture_current_exception() noexcept { fail_with(std::current_exception()); }
+  // Records `e` as the job's failure (before done is stored).
+  void fail_with(std::exception_ptr e) noexcept {
+    new (error) std::exception_ptr(std::move(e));
     failed = true;
   }
   // Creator, after done: rethrows a captured exception, if any.

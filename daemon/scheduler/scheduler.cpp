@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <climits>
+#include <stdexcept>
 
 #include "shared/ring.hpp"  // cpu_relax, kSpinYieldInterval
 
@@ -105,6 +106,16 @@ void Scheduler::stop() {
   wake_all();
   for (auto& t : threads_)
     if (t.joinable()) t.join();
+  // Roots injected but never taken: fail them, so no run() caller waits
+  // forever.
+  std::lock_guard lock(injection_mutex_);
+  for (Job* job : injection_) {
+    job->fail_with(std::make_exception_ptr(std::runtime_error("beat scheduler: stopped")));
+    job->done.store(1, std::memory_order_release);
+  }
+  injection_.clear();
+  injected_.store(0, std::memory_order_relaxed);
+  root_done();
 }
 
 void Scheduler::worker_main(std::uint32_t index) {
@@ -136,16 +147,11 @@ void Scheduler::worker_main(std::uint32_t index) {
     if (source_ != nullptr && source_->poll(w)) {  // calls w.begin_work() itself
       ran = true;
     } else if ((job = take_injected()) != nullptr) {
-      w.begin_work();
-      w.run_job(job);
-      // The run() caller sleeps on roots_done_ (its job may be gone: only
-      // the scheduler's word is touched).
-      roots_done_.fetch_add(1, std::memory_order_release);
-      futex_wake(&roots_done_, INT_MAX);
+      w.run_taken(job);
+      root_done();
       ran = true;
     } else if ((job = w.try_steal()) != nullptr) {
-      w.begin_work();
-      w.run_job(job);
+      w.run_taken(job);
       ran = true;
     }
     now = now_ns();
@@ -224,9 +230,20 @@ void Scheduler::park(Worker& w) {
   if (source_ != nullptr) source_->disarm_park(w);
 }
 
+void Scheduler::root_done() noexcept {
+  // The run() caller sleeps on roots_done_ (its job may be gone: only the
+  // scheduler's word is touched). Release: orders after the job's done.
+  roots_done_.fetch_add(1, std::memory_order_release);
+  futex_wake(&roots_done_, INT_MAX);
+}
+
 void Scheduler::inject(Job* job) {
   {
     std::lock_guard lock(injection_mutex_);
+    // Under the mutex: stop() drains the queue under it after setting
+    // stop_, so a root is either refused here or failed by stop().
+    if (stop_.load(std::memory_order_relaxed))
+      throw std::logic_error("beat scheduler: run() after stop()");
     injection_.push_back(job);
     // Relaxed: a hint read by idle workers; the job itself is handed over
     // under the mutex.

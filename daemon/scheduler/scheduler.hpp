@@ -84,7 +84,9 @@ class Scheduler {
   void stop();
 
   // Runs root(w) on a worker and blocks the calling thread (which must not
-  // be a worker) until it returned; rethrows its exception.
+  // be a worker) until it returned; rethrows its exception. Throws
+  // std::logic_error after stop(); a root still queued when stop() runs
+  // fails with std::runtime_error.
   template <class F>
   void run(F&& root);
 
@@ -124,11 +126,12 @@ class Scheduler {
   class Loads;
 
   void worker_main(std::uint32_t index);
-  void idle_loop_iteration();
   void park(Worker& w);
   bool work_visible() const noexcept;
   void inject(Job* job);
   Job* take_injected() noexcept;
+  // Wakes run() callers after an injected root's done store.
+  void root_done() noexcept;
   void wait_root(Job& job) noexcept;
   void wake_one() noexcept;
 

@@ -3,7 +3,8 @@
 #include <pthread.h>
 
 #include <algorithm>
-#include <cassert>
+#include <cstdio>
+#include <cstdlib>
 
 #include "daemon/scheduler/scheduler.hpp"
 #include "shared/ring.hpp"  // cpu_relax, kSpinYieldInterval
@@ -49,10 +50,10 @@ Worker::Worker(Scheduler& pool, std::uint32_t index)
 
 Worker::~Worker() = default;
 
-void Worker::beat() noexcept {
+void Worker::beat(bool periodic) noexcept {
   bool promote = false;
   bool poll_source = false;
-  if ((spawns_ & (kSelfBeatPeriod - 1)) == 0) {
+  if (periodic) {
     set(stats_.spawns, spawns_);
     // Self-heartbeat: only parked workers could take work and none is
     // searching, so nobody will raise our flag. Relaxed loads: a stale
@@ -120,9 +121,25 @@ void Worker::push_promoted(Job* job) noexcept {
 bool Worker::reclaim(Job* job) noexcept {
   Job* j = deque_.pop();
   // Invariant 3: the bottom is `job` unless a thief took it, in which case
-  // everything older went too and the deque is empty.
-  assert(j == nullptr || j == job);
+  // everything older went too and the deque is empty. Anything else would
+  // lose a job silently: stop loudly instead (one compare, release too).
+  if (j != nullptr && j != job) [[unlikely]] {
+    std::fputs("beat scheduler: deque invariant broken at a join; aborting\n", stderr);
+    std::abort();
+  }
   return j == job;
+}
+
+void Worker::share_with_parked() noexcept {
+  // Relaxed: a hint; push_promoted's wake-up re-reads them after a fence.
+  if (pool_.sleepers_.load(std::memory_order_relaxed) != 0 &&
+      pool_.spinners_.load(std::memory_order_relaxed) == 0)
+    promote_oldest();
+}
+
+void Worker::run_taken(Job* job) noexcept {
+  begin_work();
+  run_job(job);
 }
 
 void Worker::run_job(Job* job) noexcept {
@@ -147,8 +164,9 @@ Job* Worker::try_steal() noexcept {
     ++steal_attempts_;
     if (Job* job = victim.deque_.steal()) {
       ++steals_;
-      // More left there: make sure someone comes for it (chain wake-up).
-      if (victim.deque_.size_hint() != 0) pool_.wake_if_unattended();
+      // Whatever is left there is handed on by begin_work() (leave_search):
+      // we are still counted as searching here, so a wake-up now would be
+      // skipped.
       return job;
     }
     if (raise_target_ == StealPolicy::kNoVictim && victim.state() == WorkerState::kBusy)
@@ -168,15 +186,23 @@ void Worker::wait_for(Job& job) noexcept {
   if (pool_.source_ != nullptr) pool_.source_->publish(*this);
   // SYNC POINT READ (all loads of done below): pairs with run_job's release.
   if (job.done.load(std::memory_order_acquire) != 0) return;
+  // Help while waiting (steal, roots, the source) unless this thread is
+  // already kMaxWaitNesting waits deep.
+  const bool help = wait_depth_ < kMaxWaitNesting;
+  ++wait_depth_;
   std::int64_t now = now_ns();
   last_now_ns_ = now;
   end_work(now);  // searching: counted for the pushers' wake-up decisions
   std::int64_t next_yield = now + kSpinYieldNs;
   while (job.done.load(std::memory_order_acquire) == 0) {
-    if (Job* other = try_steal()) {
-      begin_work();
-      run_job(other);
-    } else if (pool_.source_ == nullptr || !pool_.source_->poll(*this)) {
+    Job* other = nullptr;
+    if (help && (other = try_steal()) != nullptr) {
+      run_taken(other);
+    } else if (help && (other = pool_.take_injected()) != nullptr) {
+      // A searching worker is why inject() woke nobody: run the root here.
+      run_taken(other);
+      pool_.root_done();
+    } else if (!help || pool_.source_ == nullptr || !pool_.source_->poll(*this)) {
       // poll() calls begin_work() itself when it finds work.
       now = now_ns();
       last_now_ns_ = now;
@@ -195,13 +221,19 @@ void Worker::wait_for(Job& job) noexcept {
     end_work(now);
     next_yield = now + kSpinYieldNs;
   }
+  --wait_depth_;
   last_now_ns_ = now_ns();
   begin_work();  // busy again: the joined task goes on
 }
 
 void Worker::leave_search() noexcept {
-  // seq_cst: the wake-up protocol's counters (scheduler.hpp).
-  pool_.spinners_.fetch_sub(1, std::memory_order_seq_cst);
+  // seq_cst: the wake-up protocol's counters (scheduler.hpp). A pusher
+  // that saw us searching skipped its wake-up; if we were the last one
+  // searching and work is still visible, that wake-up is ours to make
+  // (hand-off), or the work would wait for a parked worker.
+  if (pool_.spinners_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+      pool_.sleepers_.load(std::memory_order_seq_cst) != 0 && pool_.work_visible())
+    pool_.wake_one();
   enter_state(WorkerState::kBusy, last_now_ns_);
 }
 

@@ -90,8 +90,10 @@ class Worker {
   Scheduler& scheduler() const noexcept { return pool_; }
 
   // Runs a(*this) and b(w) where w is the worker that runs b (this one
-  // unless b was stolen); returns when both returned. An exception from
-  // either propagates after both finished (a's first).
+  // unless b was stolen); returns when both returned. If a throws, b is
+  // dropped unless a thief already runs it (then it is waited for) and a's
+  // exception propagates; if only b throws, its exception propagates after
+  // a returned.
   template <class A, class B>
   void join(A&& a, B&& b) {
     join(*this, a, b);
@@ -99,8 +101,9 @@ class Worker {
 
   // The same for a context type other than Worker (TaskContext): a(ctx)
   // and b(ctx) inline; a stolen b gets ctx.on(thief), Ctx's copy bound to
-  // the thief. REQUIRES: Ctx has `Ctx on(Worker&) const`, and ctx is this
-  // worker's context. Costs the same as join(a, b): no wrapper closures.
+  // the thief. REQUIRES: Ctx has `Ctx on(Worker&) const` and
+  // `Worker* worker() const`, and ctx is this worker's context. Costs the same as join(a, b): no
+  // wrapper closures.
   template <class Ctx, class A, class B>
   void join(Ctx& ctx, A&& a, B&& b);
 
@@ -122,8 +125,9 @@ class Worker {
   // (Forks and parallel_for iterations check on their own.)
   void poll() noexcept {
     // Relaxed: the flag only requests work splitting; no data hangs on it.
-    if (heartbeat_.load(std::memory_order_relaxed)) [[unlikely]]
-      beat();
+    const bool periodic = (++polls_ & (kSelfBeatPeriod - 1)) == 0;
+    if (periodic | heartbeat_.load(std::memory_order_relaxed)) [[unlikely]]
+      beat(periodic);
   }
 
   // For WorkSource::poll: call once work is claimed, before running it.
@@ -168,10 +172,19 @@ class Worker {
   // kSelfBeatPeriod spawns, or when an idle worker raised the flag, takes
   // the slow path.
   void tick() noexcept {
-    if (((++spawns_ & (kSelfBeatPeriod - 1)) == 0) | heartbeat_.load(std::memory_order_relaxed))
-        [[unlikely]]
-      beat();
+    const bool periodic = (++spawns_ & (kSelfBeatPeriod - 1)) == 0;
+    if (periodic | heartbeat_.load(std::memory_order_relaxed)) [[unlikely]]
+      beat(periodic);
   }
+  // At the outermost frame of a task (top_ == 1 after the push): if
+  // workers are parked and none is searching, nobody would raise our flag
+  // and a coarse loop or join may never reach kSelfBeatPeriod spawns, so
+  // promote at once and wake one. Two relaxed loads, once per task.
+  void share_if_outermost() noexcept {
+    if (top_ == 1) [[unlikely]]
+      share_with_parked();
+  }
+  void share_with_parked() noexcept;
   // Every frame (JoinFrameBase is the smallest) takes at least this many
   // bytes of its thread's stack, so stack_bytes / kMinFrameBytes entries
   // can never overflow (push_frame does not check).
@@ -181,6 +194,10 @@ class Worker {
   // split again by its thief). 16 keeps the frame under 1 KiB of stack:
   // nqueens nests a parallel_for per row.
   static constexpr std::uint32_t kMaxSplits = 16;
+  // wait_for helps (steals, runs roots, polls the source) only this many
+  // levels deep; deeper it just waits, so helping cannot grow the stack
+  // without bound (each level keeps the interrupted task's frames).
+  static constexpr std::uint32_t kMaxWaitNesting = 64;
 
   // parallel_for's loop over [begin, end) as one splittable frame; also
   // runs split parts (stolen or reclaimed). REQUIRES: begin < end, grain > 0.
@@ -200,7 +217,8 @@ class Worker {
     if (promote_from_ > top_) promote_from_ = top_;
   }
 
-  void beat() noexcept;            // heartbeat slow path
+  // Heartbeat slow path; `periodic`: the kSelfBeatPeriod count came round.
+  void beat(bool periodic) noexcept;
   void promote_oldest() noexcept;  // invariant 2
   // Owner: takes `job` back from the deque; false when a thief has it.
   bool reclaim(Job* job) noexcept;
@@ -208,6 +226,8 @@ class Worker {
   void wait_for(Job& job) noexcept;
   // Runs a job taken from another deque (or injected) on this worker.
   void run_job(Job* job) noexcept;
+  // Leaves the search (begin_work) and runs a job this worker just took.
+  void run_taken(Job* job) noexcept;
   // One round of the steal policy; a job or nullptr. Remembers a busy
   // victim seen on the way (raise_target_).
   Job* try_steal() noexcept;
@@ -230,6 +250,7 @@ class Worker {
   std::uint32_t top_ = 0;
   std::uint32_t promote_from_ = 0;
   std::uint64_t spawns_ = 0;  // ticks; published to stats_ by publish_counters
+  std::uint64_t polls_ = 0;   // poll() calls, for its own self-heartbeat period
   // ---- owner-private, cold ----
   std::uint64_t promotions_ = 0;
   std::uint64_t steal_attempts_ = 0;
@@ -241,6 +262,7 @@ class Worker {
   std::uint32_t raise_target_ = StealPolicy::kNoVictim;  // a busy worker seen in the last round
   std::int64_t last_now_ns_ = 0;                         // the scheduler loop's latest clock read
   bool searching_ = false;                               // counted in the scheduler's spinners_
+  std::uint32_t wait_depth_ = 0;                         // nested wait_for calls on this thread
   StealState steal_;                                     // the policy's per-thief scratch and RNG
 
   ChaseLevDeque<Job> deque_;
@@ -257,8 +279,8 @@ class Worker {
 // so promote_oldest() can build the job without knowing B.
 struct Worker::JoinFrameBase : Frame {
   // job_storage is left uninitialised: a fork costs three stores.
-  JoinFrameBase(void (*run)(Job*, Worker&) noexcept, void* b) noexcept
-      : Frame{Kind::kJoin, false, run}, fn(b) {}
+  JoinFrameBase(void (*run)(Job*, Worker&) noexcept, const void* b) noexcept
+      : Frame{Kind::kJoin, false, run}, fn(const_cast<void*>(b)) {}
   void* fn;  // B*
   // The Job, constructed by promote_oldest() only.
   alignas(Job) unsigned char job_storage[sizeof(Job)];
@@ -377,6 +399,7 @@ template <class Ctx, class A, class B>
 inline void Worker::join(Ctx& ctx, A&& a, B&& b) {
   JoinFrame<Ctx, std::remove_reference_t<B>> f(ctx, b);
   push_frame(&f);
+  share_if_outermost();
   tick();
   try {
     a(ctx);
@@ -416,6 +439,7 @@ inline void Worker::loop(Ctx& ctx, std::uint64_t begin, std::uint64_t end, std::
                          Body& body) {
   RangeFrame<Ctx, Body> r(ctx, body, begin, end, grain);
   push_frame(&r);
+  share_if_outermost();
   try {
     // r.end is re-read every iteration: a promotion (on this thread, from
     // poll() or a nested fork) may lower it.

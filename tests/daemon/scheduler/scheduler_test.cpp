@@ -261,13 +261,137 @@ TEST(Scheduler, ATaskWithoutForksWakesOneParkedWorker) {
     s.run([&](Worker&) { r = i; });
     ASSERT_EQ(r, i);
     // The next root is injected only once the last worker parked again, so
-    // every root meets four parked workers.
+    // every root meets four parked workers. parked_workers() counts a
+    // worker from just before its last re-check; one still re-checking
+    // when the next root's wake-up comes sees the futex word move and
+    // wakes too (correctly: it cannot tell). Give it time to fall asleep.
     while (s.parked_workers() != 4) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
   const std::uint64_t woken = s.stats().parks - parks_before;
   // A futex wait may return spuriously (signals); allow a few.
   EXPECT_GE(woken, kRoots);
   EXPECT_LE(woken, kRoots + kRoots / 20) << "roots woke more workers than could use them";
+}
+
+// Waits (bounded) until `n` workers of `s` are parked.
+bool wait_parked(const Scheduler& s, std::uint32_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.parked_workers() != n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+TEST(Scheduler, ACoarseLoopIsSharedWithParkedWorkers) {
+  // 8 iterations never reach the 256-spawn self-heartbeat and every other
+  // worker is parked (nobody raises our flag): the outermost frame must be
+  // shared at once. Each body blocks until both halves have started, so a
+  // loop run by one worker alone would never finish (the watchdog fails it).
+  test::ScopedWatchdog watchdog("Scheduler.ACoarseLoopIsSharedWithParkedWorkers", 60);
+  const Topology topo = machine();
+  Scheduler s(options(2, 0, 100), topo);
+  ASSERT_TRUE(s.start());
+  ASSERT_TRUE(wait_parked(s, 2));
+  std::atomic<int> started_low{0}, started_high{0};
+  s.run([&](Worker& w) {
+    w.parallel_for(0, 8, 1, [&](Worker&, std::uint64_t i) {
+      (i < 4 ? started_low : started_high).fetch_add(1);
+      // Both halves run at the same time, or neither finishes.
+      while (started_low.load() == 0 || started_high.load() == 0) std::this_thread::yield();
+    });
+  });
+  EXPECT_EQ(started_low.load() + started_high.load(), 8);
+  EXPECT_GE(s.stats().steals, 1u);
+}
+
+TEST(Scheduler, AJoinWhoseBranchesNeverForkIsSharedWithParkedWorkers) {
+  test::ScopedWatchdog watchdog("Scheduler.AJoinWhoseBranchesNeverFork", 60);
+  const Topology topo = machine();
+  Scheduler s(options(2, 0, 100), topo);
+  ASSERT_TRUE(s.start());
+  ASSERT_TRUE(wait_parked(s, 2));
+  std::atomic<bool> a_running{false}, b_running{false};
+  s.run([&](Worker& w) {
+    w.join(
+        [&](Worker&) {
+          a_running.store(true);
+          while (!b_running.load()) std::this_thread::yield();  // needs b elsewhere
+        },
+        [&](Worker&) {
+          b_running.store(true);
+          while (!a_running.load()) std::this_thread::yield();
+        });
+  });
+  EXPECT_EQ(s.stats().steals, 1u);
+}
+
+TEST(Scheduler, ARootRunsWhileTheOnlySearchingWorkerWaitsAtAJoin) {
+  // Worker X waits at a join for b, stolen by Y; b blocks until a second
+  // root has run. X counts as searching, so injecting the second root wakes
+  // nobody: X itself must take it (before the fix it waited for b, which
+  // waited for the root: a hang the watchdog turns into a failure).
+  test::ScopedWatchdog watchdog("Scheduler.ARootRunsWhileTheOnlySearchingWorkerWaits", 60);
+  const Topology topo = machine();
+  Scheduler s(options(2, 1'000'000, 20), topo);
+  ASSERT_TRUE(s.start());
+  std::atomic<bool> b_started{false}, second_done{false};
+  std::thread first([&] {
+    s.run([&](Worker& w) {
+      w.join(
+          [&](Worker& x) {
+            // Keep a running (and polling, so b gets promoted) until b runs
+            // on the other worker: b is stolen, never reclaimed.
+            while (!b_started.load()) x.poll();
+          },
+          [&](Worker&) {
+            b_started.store(true);
+            while (!second_done.load()) std::this_thread::yield();
+          });
+    });
+  });
+  while (!b_started.load()) std::this_thread::yield();
+  std::uint64_t r = 0;
+  s.run([&](Worker& w) { r = fib(w, 10); });
+  second_done.store(true);
+  first.join();
+  EXPECT_EQ(r, 55u);
+}
+
+TEST(Scheduler, RunAfterStopThrowsInsteadOfHanging) {
+  const Topology topo = machine();
+  Scheduler s(options(1), topo);
+  ASSERT_TRUE(s.start());
+  std::uint64_t r = 0;
+  s.run([&](Worker& w) { r = fib(w, 10); });
+  EXPECT_EQ(r, 55u);
+  s.stop();
+  EXPECT_THROW(s.run([](Worker&) {}), std::logic_error);
+}
+
+TEST(Scheduler, PollLetsALongLoopBetweenForksBeShared) {
+  // a spins in a loop calling poll() and waits for b to run elsewhere; the
+  // other worker is parked. poll()'s own periodic self-heartbeat must
+  // promote b (the join is not the outermost frame: it runs inside a
+  // parallel_for of one iteration, so the eager share does not apply).
+  test::ScopedWatchdog watchdog("Scheduler.PollLetsALongLoopBetweenForksBeShared", 60);
+  const Topology topo = machine();
+  Scheduler s(options(2, 0, 50), topo);
+  ASSERT_TRUE(s.start());
+  ASSERT_TRUE(wait_parked(s, 2));
+  std::atomic<bool> b_ran{false};
+  s.run([&](Worker& w) {
+    w.parallel_for(0, 1, 1, [&](Worker& x, std::uint64_t) {
+      x.join(
+          [&](Worker& y) {
+            while (!b_ran.load()) y.poll();
+          },
+          [&](Worker&) { b_ran.store(true); });
+    });
+  });
+  EXPECT_TRUE(b_ran.load());
+  EXPECT_GE(s.stats().steals, 1u);
 }
 
 TEST(Scheduler, RunsFromSeveralExternalThreads) {
