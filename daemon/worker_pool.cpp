@@ -320,6 +320,9 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
   TaskStatus st = validate_descriptor(d, kernels_.size(), arena_bytes);
   if (st == TaskStatus::kOk) {
     const KernelInfo& k = kernels_.at(d.kernel_id);
+    // A task that may take long first posts what this worker holds, so
+    // earlier completions are not held behind it (KernelInfo::batchable).
+    if (!(k.batchable && d.data_length <= kBatchableDataBytes)) publish(w);
     const ArenaView data = (d.flags & kTaskFlagUsesData) != 0
                                ? ArenaView{v.arena + d.data_offset, d.data_length}
                                : ArenaView{};

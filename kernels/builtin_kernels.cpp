@@ -42,18 +42,20 @@ KernelResult checksum_kernel(TaskContext&, KernelArgs args, ArenaView data) {
   return KernelResult::ok(XXH3_64bits_withSeed(data.data, data.size, args[0]));
 }
 
-void must_add(KernelRegistry& r, const char* name, const char* description, KernelFn fn) {
+void must_add(KernelRegistry& r, const char* name, const char* description, KernelFn fn,
+              bool batchable) {
   // Built-in names are constants: a failure here is a programming error.
-  auto id = r.add(name, description, fn);
+  auto id = r.add(name, description, fn, "built-in", batchable);
   if (!id) throw std::logic_error(id.status().message());
 }
 
 }  // namespace
 
 void register_builtin_kernels(KernelRegistry& registry) {
-  must_add(registry, "noop", "returns args[0]; for throughput benchmarks", noop_kernel);
-  must_add(registry, "spin", "busy-waits args[0] ns (max 10 s); returns ns spun", spin_kernel);
-  must_add(registry, "checksum", "XXH3-64 of the data range, seed args[0]", checksum_kernel);
+  must_add(registry, "noop", "returns args[0]; for throughput benchmarks", noop_kernel, true);
+  must_add(registry, "spin", "busy-waits args[0] ns (max 10 s); returns ns spun", spin_kernel,
+           false);
+  must_add(registry, "checksum", "XXH3-64 of the data range, seed args[0]", checksum_kernel, true);
   register_benchmark_kernels(registry);
 }
 

@@ -12,7 +12,7 @@ bool valid_name_char(char c) {
 }  // namespace
 
 Result<std::uint32_t> KernelRegistry::add(std::string name, std::string description, KernelFn fn,
-                                          std::string origin) {
+                                          std::string origin, bool batchable) {
   if (name.empty() || name.size() > kMaxKernelNameBytes)
     return Status(ErrorCode::kInvalidArgument,
                   "kernel name '" + name + "' must have 1 to 47 characters");
@@ -28,7 +28,7 @@ Result<std::uint32_t> KernelRegistry::add(std::string name, std::string descript
     return Status(ErrorCode::kInvalidArgument, "kernel '" + name + "' has no function");
   if (find(name))
     return Status(ErrorCode::kInvalidArgument, "kernel '" + name + "' is already registered");
-  kernels_.push_back({std::move(name), std::move(description), std::move(origin), fn});
+  kernels_.push_back({std::move(name), std::move(description), std::move(origin), fn, batchable});
   return static_cast<std::uint32_t>(kernels_.size() - 1);
 }
 

@@ -24,13 +24,21 @@ struct KernelInfo {
   std::string description;  // one line, no tabs
   std::string origin;       // "built-in" or a plugin path
   KernelFn fn = nullptr;
+  // Cheap enough that workers batch its completions (post up to 16 at
+  // once) when its data range is at most kBatchableDataBytes. Other tasks
+  // first post what is pending, so a fast task's completion never waits
+  // for a slow one that follows it in the same chunk.
+  bool batchable = false;
 };
+
+// Largest data range of a batchable task (checksum of 64 KiB: ~5 us).
+inline constexpr std::uint64_t kBatchableDataBytes = 64 * 1024;
 
 class KernelRegistry {
  public:
   // Registers a kernel; refuses duplicate or malformed names.
   Result<std::uint32_t> add(std::string name, std::string description, KernelFn fn,
-                            std::string origin = "built-in");
+                            std::string origin = "built-in", bool batchable = false);
 
   std::optional<std::uint32_t> find(std::string_view name) const noexcept;
   const KernelInfo& at(std::uint32_t id) const noexcept { return kernels_[id]; }
