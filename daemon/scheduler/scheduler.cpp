@@ -12,13 +12,19 @@ namespace beat::sched {
 
 namespace {
 
-constexpr std::int64_t kSpinYieldNs =
-    std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinYieldInterval).count();
-
 // Parked workers poll this often when the kernel lacks futex_waitv.
 constexpr std::int64_t kFallbackParkNs = 2'000'000;
 
 }  // namespace
+
+void spin_pause(std::int64_t now, std::int64_t& next_yield) noexcept {
+  if (now >= next_yield) {
+    std::this_thread::yield();
+    next_yield = now + kSpinYieldNs;
+  } else {
+    cpu_relax();
+  }
+}
 
 std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -164,13 +170,7 @@ void Scheduler::worker_main(std::uint32_t index) {
     }
     w.raise_heartbeat(now);
     if (now - idle_since < idle_spin_ns_.load(std::memory_order_relaxed)) {
-      // Spin politely: a thread sharing this core gets it every 10 us.
-      if (now >= next_yield) {
-        std::this_thread::yield();
-        next_yield = now + kSpinYieldNs;
-      } else {
-        cpu_relax();
-      }
+      spin_pause(now, next_yield);
       continue;
     }
     park(w);

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -34,6 +35,7 @@
 #include "daemon/scheduler/work_source.hpp"
 #include "daemon/scheduler/worker.hpp"
 #include "daemon/topology.hpp"
+#include "shared/ring.hpp"
 #include "shared/status.hpp"
 
 namespace beat::sched {
@@ -163,6 +165,13 @@ class Scheduler {
 
 // Monotonic clock in ns (steady_clock).
 std::int64_t now_ns() noexcept;
+
+// One step of a polite spin (shared/ring.hpp's kSpinYieldInterval): a
+// cpu_relax, or a yield once `next_yield` has passed, so a thread sharing
+// this core gets it every 10 us.
+void spin_pause(std::int64_t now, std::int64_t& next_yield) noexcept;
+inline constexpr std::int64_t kSpinYieldNs =
+    std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinYieldInterval).count();
 
 template <class F>
 void Scheduler::run(F&& root) {

@@ -25,9 +25,6 @@ std::size_t current_stack_bytes() noexcept {
   return bytes;
 }
 
-constexpr std::int64_t kSpinYieldNs =
-    std::chrono::duration_cast<std::chrono::nanoseconds>(kSpinYieldInterval).count();
-
 // Single-writer counter update (relaxed load + store: exact, no RMW).
 inline void set(std::atomic<std::uint64_t>& c, std::uint64_t v) noexcept {
   c.store(v, std::memory_order_relaxed);
@@ -206,14 +203,8 @@ void Worker::wait_for(Job& job) noexcept {
       // poll() calls begin_work() itself when it finds work.
       now = now_ns();
       last_now_ns_ = now;
-      raise_heartbeat(now);  // most likely on the thief that has our job
-      if (now >= next_yield) {
-        // A thief sharing this core must get it: yield every 10 us.
-        std::this_thread::yield();
-        next_yield = now + kSpinYieldNs;
-      } else {
-        cpu_relax();
-      }
+      raise_heartbeat(now);         // most likely on the thief that has our job
+      spin_pause(now, next_yield);  // a thief sharing this core must get it
       continue;
     }
     now = now_ns();

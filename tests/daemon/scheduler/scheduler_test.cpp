@@ -45,6 +45,22 @@ std::uint64_t fib(Worker& w, unsigned n) {
 // Number of joins fib(n) performs: one per call with n >= 2.
 std::uint64_t fib_joins(unsigned n) { return n < 2 ? 0 : 1 + fib_joins(n - 1) + fib_joins(n - 2); }
 
+// Runs fib(30) (fib(22) under TSan) until the scheduler reports a steal,
+// for at most 20 s: the machine may be running other tests on both cores
+// and keep the idle worker off the CPU for a while. Returns the steals.
+std::uint64_t fib_until_a_steal(Scheduler& s) {
+  const unsigned n = test::kUnderThreadSanitizer ? 22 : 30;
+  std::uint64_t steals = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (steals == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::uint64_t r = 0;
+    s.run([&](Worker& w) { r = fib(w, n); });
+    EXPECT_EQ(r, n == 22 ? 17711u : 832040u);
+    steals = s.stats().steals;
+  }
+  return steals;
+}
+
 class SchedulerWorkers : public ::testing::TestWithParam<std::uint32_t> {};
 
 TEST_P(SchedulerWorkers, FibIsExactAndEveryJoinIsCounted) {
@@ -179,16 +195,7 @@ TEST(Scheduler, IdleWorkersStealWork) {
   const Topology topo = machine();
   Scheduler s(options(2, 1'000'000, 20), topo);
   ASSERT_TRUE(s.start());
-  // Until the first steal, for at most 20 s: the machine may be running
-  // other tests on both cores.
-  std::uint64_t steals = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (steals == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::uint64_t r = 0;
-    s.run([&](Worker& w) { r = fib(w, test::kUnderThreadSanitizer ? 22 : 30); });
-    ASSERT_EQ(r, test::kUnderThreadSanitizer ? 17711u : 832040u);
-    steals = s.stats().steals;
-  }
+  const std::uint64_t steals = fib_until_a_steal(s);
   EXPECT_GT(steals, 0u);
   EXPECT_GT(s.stats().promotions, 0u);
 }
@@ -200,16 +207,7 @@ TEST(Scheduler, BusyWorkerWakesAParkedOneWithItsOwnHeartbeat) {
   const Topology topo = machine();
   Scheduler s(options(2, 0, 20), topo);
   ASSERT_TRUE(s.start());
-  // Until the first steal, for at most 20 s: the machine may be running
-  // other tests on both cores.
-  std::uint64_t steals = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (steals == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::uint64_t r = 0;
-    s.run([&](Worker& w) { r = fib(w, test::kUnderThreadSanitizer ? 22 : 30); });
-    ASSERT_EQ(r, test::kUnderThreadSanitizer ? 17711u : 832040u);
-    steals = s.stats().steals;
-  }
+  const std::uint64_t steals = fib_until_a_steal(s);
   EXPECT_GT(steals, 0u);
   EXPECT_GT(s.stats().parks, 0u);
 }
