@@ -222,9 +222,9 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
     BEAT_TRY(read_string(*t, "scheduler", "steal_policy", policy, origin));
     auto kind = sched::parse_steal_policy(policy);
     if (!kind)
-      return Status(
-          ErrorCode::kInvalidArgument,
-          std::string(origin) + ": key 'scheduler.steal_policy': " + kind.status().message());
+      return Status(ErrorCode::kInvalidArgument,
+                    std::string(origin) + ": key 'scheduler.steal_policy' is \"" + policy +
+                        "\": must be one of random, topology");
     c.steal_policy = *kind;
     BEAT_TRY(read_int(*t, "scheduler", "steal_attempts_per_level", 0, kMaxStealAttemptsPerLevel,
                       c.steal_attempts_per_level, origin));

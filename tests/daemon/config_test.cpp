@@ -33,6 +33,9 @@ TEST(Config, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(c->cq_entries_max, 131072u);
   EXPECT_EQ(c->arena_bytes_max, 1ull << 30);
   EXPECT_EQ(c->metrics_address, "127.0.0.1:9464");
+  EXPECT_EQ(c->heartbeat_us, 100u);
+  EXPECT_EQ(c->steal_policy, sched::StealPolicyKind::kTopology);
+  EXPECT_EQ(c->steal_attempts_per_level, 2u);
 }
 
 TEST(Config, EveryKeyIsRead) {
@@ -49,6 +52,10 @@ count = 3
 idle_spin_us = 7
 intake_batch = 9
 pin = false
+[scheduler]
+heartbeat_us = 250
+steal_policy = "random"
+steal_attempts_per_level = 0
 [clients]
 sq_entries_max = 16
 cq_entries_max = 32
@@ -68,6 +75,9 @@ address = ""
   EXPECT_EQ(c->idle_spin_us, 7u);
   EXPECT_EQ(c->intake_batch, 9u);
   EXPECT_FALSE(c->pin);
+  EXPECT_EQ(c->heartbeat_us, 250u);
+  EXPECT_EQ(c->steal_policy, sched::StealPolicyKind::kRandom);
+  EXPECT_EQ(c->steal_attempts_per_level, 0u);
   EXPECT_EQ(c->sq_entries_max, 16u);
   EXPECT_EQ(c->cq_entries_max, 32u);
   EXPECT_EQ(c->arena_bytes_max, 8192u);
@@ -84,6 +94,9 @@ TEST(Config, ShippedDefaultFileParsesToTheDefaults) {
   EXPECT_EQ(c->intake_batch, d.intake_batch);
   EXPECT_EQ(c->metrics_address, d.metrics_address);
   EXPECT_EQ(c->arena_bytes_max, d.arena_bytes_max);
+  EXPECT_EQ(c->heartbeat_us, d.heartbeat_us);
+  EXPECT_EQ(c->steal_policy, d.steal_policy);
+  EXPECT_EQ(c->steal_attempts_per_level, d.steal_attempts_per_level);
 }
 
 TEST(Config, UnknownKeysAreNamedWithTheirSection) {
@@ -117,6 +130,10 @@ TEST(Config, OutOfRangeValuesNameTheRange) {
             "test.toml: key 'clients.cq_entries_max' is 100: must be a power of two");
   EXPECT_EQ(error_of("[daemon]\nsocket_mode = 0o1777\n"),
             "test.toml: key 'daemon.socket_mode' is 1023, must be in [0, 511]");
+  EXPECT_EQ(error_of("[scheduler]\nheartbeat_us = 0\n"),
+            "test.toml: key 'scheduler.heartbeat_us' is 0, must be in [1, 1000000]");
+  EXPECT_EQ(error_of("[scheduler]\nsteal_attempts_per_level = 2000\n"),
+            "test.toml: key 'scheduler.steal_attempts_per_level' is 2000, must be in [0, 1024]");
 }
 
 TEST(Config, StringValuesAreChecked) {
@@ -129,6 +146,9 @@ TEST(Config, StringValuesAreChecked) {
   EXPECT_EQ(
       error_of("[daemon]\nsocket = \"\"\n"),
       "test.toml: key 'daemon.socket' is \"\": must be a non-empty path shorter than 108 bytes");
+  EXPECT_EQ(error_of("[scheduler]\nsteal_policy = \"fifo\"\n"),
+            "test.toml: key 'scheduler.steal_policy' is \"fifo\": must be one of random, topology");
+  EXPECT_EQ(error_of("[scheduler]\nclock = 1\n"), "test.toml: unknown key 'scheduler.clock'");
   EXPECT_EQ(error_of("[metrics]\naddress = \"127.0.0.1:70000\"\n"),
             "test.toml: key 'metrics.address' is \"127.0.0.1:70000\": port must be a number in [0, "
             "65535]");
