@@ -5,7 +5,7 @@
 //
 // Heartbeat scheduling (Acar, Charguéraud, Rainey, PLDI 2018; the frame
 // list follows Spice, github.com/judofyr/spice): a fork does not touch the
-// deque. It records a frame on a worker-private stack (two stores) and
+// deque. It records a frame on a worker-private stack (a few stores) and
 // runs its first branch; at the join, if nobody asked for the second
 // branch, it is called inline like a plain function. Only when a heartbeat
 // arrives does the worker *promote* its oldest unpromoted frame: a join
@@ -15,8 +15,11 @@
 // the flag of a busy worker at most once per heartbeat interval, so "a
 // heartbeat has passed and someone could take it" is one flag) and, when
 // the only idle workers are parked, from the busy worker's own clock read
-// every kSelfBeatPeriod polls. With nobody idle a fork costs a few stores
-// and two predictable branches, no atomic read-modify-write and no fence.
+// every kSelfBeatPeriod spawns (or poll() calls); the outermost frame of a
+// task is then shared at once, so coarse work that never reaches that
+// count still reaches the parked workers. With nobody idle a fork costs a
+// few stores and two predictable branches, no atomic read-modify-write and
+// no fence.
 //
 // Thread-safety: a Worker is used by its own thread only, except the
 // members marked "any thread". join/parallel_for must be called on the
