@@ -214,8 +214,9 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
   }
   BEAT_TRY(err);
   if (const toml::table* t = section_of(root, "scheduler", err, origin)) {
-    BEAT_TRY(check_known(*t, "scheduler",
-                         {"heartbeat_us", "steal_policy", "steal_attempts_per_level"}, origin));
+    BEAT_TRY(check_known(
+        *t, "scheduler",
+        {"heartbeat_us", "steal_policy", "steal_attempts_per_level", "inline_forks"}, origin));
     BEAT_TRY(read_int(*t, "scheduler", "heartbeat_us", kMinHeartbeatUs, kMaxHeartbeatUs,
                       c.heartbeat_us, origin));
     std::string policy(sched::to_string(c.steal_policy));
@@ -228,6 +229,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
     c.steal_policy = *kind;
     BEAT_TRY(read_int(*t, "scheduler", "steal_attempts_per_level", 0, kMaxStealAttemptsPerLevel,
                       c.steal_attempts_per_level, origin));
+    BEAT_TRY(read_bool(*t, "scheduler", "inline_forks", c.inline_forks, origin));
   }
   BEAT_TRY(err);
   if (const toml::table* t = section_of(root, "clients", err, origin)) {

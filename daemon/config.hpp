@@ -34,6 +34,7 @@ struct Config {
   std::uint32_t heartbeat_us = 100;  // promote stealable work at most this often
   sched::StealPolicyKind steal_policy = sched::StealPolicyKind::kTopology;
   std::uint32_t steal_attempts_per_level = 2;  // 0 = every victim of a level
+  bool inline_forks = true;  // deep forks of generic callables run as inline subtrees
 
   // [clients]
   std::uint32_t sq_entries_max = 65536;

@@ -519,7 +519,8 @@ void ControlServer::finish_shutdown() {
 
 namespace {
 // Successful steals per spawned task (forks, parallel_for iterations and
-// client tasks all count as spawns): how much of the work moved.
+// client tasks all count as spawns, except the forks inside inline subtrees,
+// which no thief could take): how much of the work moved.
 double steal_rate(std::uint64_t steals, std::uint64_t spawns) {
   return spawns == 0 ? 0.0 : static_cast<double>(steals) / static_cast<double>(spawns);
 }
@@ -536,7 +537,7 @@ std::string ControlServer::stats_json() const {
      << ",\"socket\":" << json_quote(config_.socket)
      << ",\"metrics_endpoint\":" << json_quote(metrics_endpoint_)
      << ",\"parked_workers\":" << pool_.parked_workers() << ",\"workers\":[";
-  std::uint64_t total_spawns = 0, total_steals = 0, total_attempts = 0;
+  std::uint64_t total_spawns = 0, total_inline = 0, total_steals = 0, total_attempts = 0;
   const sched::Scheduler& sched = pool_.scheduler();
   for (std::uint32_t i = 0; i < pool_.worker_count(); ++i) {
     const sched::WorkerPlacement& w = pool_.workers()[i];
@@ -545,11 +546,13 @@ std::string ControlServer::stats_json() const {
     const auto run = k.tasks_run.load(std::memory_order_relaxed);
     const auto failed = k.tasks_failed.load(std::memory_order_relaxed);
     const auto spawns = ws.spawns.load(std::memory_order_relaxed);
+    const auto inline_runs = ws.inline_runs.load(std::memory_order_relaxed);
     const auto steals = ws.steals.load(std::memory_order_relaxed);
     const auto attempts = ws.steal_attempts.load(std::memory_order_relaxed);
     total_run += run;
     total_failed += failed;
     total_spawns += spawns;
+    total_inline += inline_runs;
     total_steals += steals;
     total_attempts += attempts;
     std::uint64_t busy_ns = 0, idle_ns = 0, parked_ns = 0;
@@ -559,7 +562,7 @@ std::string ControlServer::stats_json() const {
        << ",\"os_pu\":" << w.os_pu << ",\"pinned\":" << (w.pinned ? "true" : "false")
        << ",\"tasks\":" << run << ",\"failed\":" << failed
        << ",\"intake_chunks\":" << k.intake_chunks.load(std::memory_order_relaxed)
-       << ",\"spawns\":" << spawns
+       << ",\"spawns\":" << spawns << ",\"inline_subtrees\":" << inline_runs
        << ",\"promotions\":" << ws.promotions.load(std::memory_order_relaxed)
        << ",\"steal_attempts\":" << attempts << ",\"steals\":" << steals
        << ",\"steal_rate\":" << steal_rate(steals, spawns)
@@ -594,8 +597,8 @@ std::string ControlServer::stats_json() const {
   }
   os << "],\"clients_connected\":" << with_session << ",\"sessions_total\":" << sessions_total_
      << ",\"tasks_completed\":" << total_run << ",\"tasks_failed\":" << total_failed
-     << ",\"spawns\":" << total_spawns << ",\"steal_attempts\":" << total_attempts
-     << ",\"steals\":" << total_steals
+     << ",\"spawns\":" << total_spawns << ",\"inline_subtrees\":" << total_inline
+     << ",\"steal_attempts\":" << total_attempts << ",\"steals\":" << total_steals
      << ",\"steal_rate\":" << steal_rate(total_steals, total_spawns) << ",\"steal_policy\":\""
      << sched.policy().name() << "\""
      << ",\"kernels\":" << kernels_.size() << "}";

@@ -52,8 +52,13 @@ std::vector<prometheus::MetricFamily> PoolMetrics::Collect() const {
   auto parks = family("beat_worker_parks_total", "Times each worker parked.", MetricType::Counter);
   auto spawns = family("beat_spawns_total",
                        "Tasks each worker spawned or ran as loop iterations (forks, parallel_for "
-                       "iterations, client tasks): the denominator of the steal rate.",
+                       "iterations, client tasks; not the forks inside inline subtrees): the "
+                       "denominator of the steal rate.",
                        MetricType::Counter);
+  auto inlined = family("beat_inline_subtrees_total",
+                        "Fork-join subtrees each worker ran inline, as plain calls (their forks "
+                        "are not in beat_spawns_total).",
+                        MetricType::Counter);
   auto attempts = family("beat_steal_attempts_total", "Deques each worker probed for work.",
                          MetricType::Counter);
   auto steals = family("beat_steals_total", "Jobs each worker took from another worker's deque.",
@@ -75,6 +80,8 @@ std::vector<prometheus::MetricFamily> PoolMetrics::Collect() const {
         per_worker(i, static_cast<double>(ws.parks.load(std::memory_order_relaxed)), true));
     spawns.metric.push_back(
         per_worker(i, static_cast<double>(ws.spawns.load(std::memory_order_relaxed)), true));
+    inlined.metric.push_back(
+        per_worker(i, static_cast<double>(ws.inline_runs.load(std::memory_order_relaxed)), true));
     attempts.metric.push_back(per_worker(
         i, static_cast<double>(ws.steal_attempts.load(std::memory_order_relaxed)), true));
     steals.metric.push_back(
@@ -87,8 +94,8 @@ std::vector<prometheus::MetricFamily> PoolMetrics::Collect() const {
   auto clients =
       family("beat_connected_clients", "Clients with a live session.", MetricType::Gauge);
   clients.metric.push_back(gauge(pool_.active_clients()));
-  return {completed, failed,   busy,   idle,    parked,     parks,
-          spawns,    attempts, steals, workers, parked_now, clients};
+  return {completed, failed,   busy,   idle,    parked,     parks,  spawns,
+          inlined,   attempts, steals, workers, parked_now, clients};
 }
 
 }  // namespace beat

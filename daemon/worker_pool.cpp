@@ -44,6 +44,7 @@ sched::SchedulerOptions scheduler_options(const Config& c) {
   o.idle_spin_us = c.idle_spin_us;
   o.policy = c.steal_policy;
   o.steal_attempts_per_level = c.steal_attempts_per_level;
+  o.inline_forks = c.inline_forks;
   return o;
 }
 

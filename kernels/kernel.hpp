@@ -18,7 +18,10 @@
 //    receive the TaskContext of the worker that runs them; use that one
 //    inside, never the outer ctx. A worker waiting for a stolen branch runs
 //    other work meanwhile, never blocks. Forks cost a few nanoseconds while
-//    every worker is busy (heartbeat scheduling, daemon/scheduler/worker.hpp).
+//    every worker is busy (heartbeat scheduling, daemon/scheduler/worker.hpp),
+//    and next to nothing deep in a fork tree when the callables are generic
+//    (`[&](auto& c) { ... }`): they may then receive TaskContext::Inline, a
+//    clone with the same accessors whose forks are plain calls.
 // Thread-safety: a kernel may run on any worker, concurrently with itself.
 #pragma once
 
@@ -62,11 +65,61 @@ struct KernelResult {
   static constexpr KernelResult cancelled() noexcept { return {TaskStatus::kDropped, 0, 0}; }
 };
 
+// What a kernel may ask of its context besides forking: shared by
+// TaskContext and its inline clones (TaskContext::Inline).
+// Thread-safety: owned by the running worker; valid only during the call.
+class TaskContextBase {
+ public:
+  std::uint32_t worker_index() const noexcept { return worker_ != nullptr ? worker_->index() : 0; }
+  std::uint32_t client_id() const noexcept { return client_id_; }
+
+  // True once nobody will receive this task's result. A long-running kernel
+  // polls it (a relaxed load each, no ordering needed: it only cuts work
+  // short) and returns KernelResult::cancelled(), so the daemon stops within
+  // daemon.shutdown_timeout_ms and a dead client's work ends early.
+  bool cancelled() const noexcept {
+    return (stop_ != nullptr && stop_->load(std::memory_order_relaxed)) ||
+           (closing_ != nullptr && closing_->load(std::memory_order_relaxed));
+  }
+
+  // The whole arena of the submitting client, for kernels whose inline
+  // arguments name further ranges. Check ranges with arena_range().
+  ArenaView arena() const noexcept { return arena_; }
+
+  // Returns the view of [offset, offset+length) or an empty view with
+  // data == nullptr when the range is not inside the arena.
+  ArenaView arena_range(std::uint64_t offset, std::uint64_t length) const noexcept {
+    if (offset > arena_.size || length > arena_.size - offset) return {};
+    return {arena_.data + offset, length};
+  }
+
+ protected:
+  TaskContextBase(sched::Worker* worker, std::uint32_t client_id, ArenaView arena,
+                  const std::atomic<bool>* stop, const std::atomic<bool>* closing) noexcept
+      : worker_(worker), client_id_(client_id), arena_(arena), stop_(stop), closing_(closing) {}
+
+  sched::Worker* worker_;
+  std::uint32_t client_id_;
+  ArenaView arena_;
+  const std::atomic<bool>* stop_;
+  const std::atomic<bool>* closing_;
+};
+
+template <bool kPolls>
+class InlineTaskContext;
+
 // Per-task execution context handed to a kernel.
 // Thread-safety: owned by the running worker; valid only during the call.
 // Satisfies the fork-join executor concept of kernels/workloads/fork_join.hpp.
-class TaskContext {
+class TaskContext : public TaskContextBase {
  public:
+  // The inline clones (daemon/scheduler/worker.hpp, "Inline subtrees"):
+  // generic callables (`[&](auto& c)`) forked deep in a task may receive
+  // one of these instead of a TaskContext; they offer everything
+  // TaskContextBase does, plus join, parallel_for and poll.
+  template <bool kPolls>
+  using Inline = InlineTaskContext<kPolls>;
+
   // `worker`: the scheduler worker running the task, or null to run forks
   // serially (unit tests). `stop` and `closing` (may be null): flags whose
   // setting means the task's result will not be delivered (daemon
@@ -74,14 +127,11 @@ class TaskContext {
   TaskContext(sched::Worker* worker, std::uint32_t client_id, ArenaView arena,
               const std::atomic<bool>* stop = nullptr,
               const std::atomic<bool>* closing = nullptr) noexcept
-      : worker_(worker), client_id_(client_id), arena_(arena), stop_(stop), closing_(closing) {}
-
-  std::uint32_t worker_index() const noexcept { return worker_ != nullptr ? worker_->index() : 0; }
-  std::uint32_t client_id() const noexcept { return client_id_; }
+      : TaskContextBase(worker, client_id, arena, stop, closing) {}
 
   // Runs a(ctx_a) and b(ctx_b), possibly in parallel; returns when both
   // returned. ctx_x is the context of the worker running x (*this unless
-  // b was stolen).
+  // b was stolen, or an inline clone of it).
   template <class A, class B>
   void join(A&& a, B&& b) {
     if (worker_ == nullptr) {
@@ -108,40 +158,23 @@ class TaskContext {
   TaskContext on(sched::Worker& w) const noexcept { return TaskContext(*this, w); }
   sched::Worker* worker() const noexcept { return worker_; }
 
-  // True once nobody will receive this task's result. A long-running kernel
-  // polls it (a relaxed load each, no ordering needed: it only cuts work
-  // short) and returns KernelResult::cancelled(), so the daemon stops within
-  // daemon.shutdown_timeout_ms and a dead client's work ends early.
-  bool cancelled() const noexcept {
-    return (stop_ != nullptr && stop_->load(std::memory_order_relaxed)) ||
-           (closing_ != nullptr && closing_->load(std::memory_order_relaxed));
-  }
-
-  // The whole arena of the submitting client, for kernels whose inline
-  // arguments name further ranges. Check ranges with arena_range().
-  ArenaView arena() const noexcept { return arena_; }
-
-  // Returns the view of [offset, offset+length) or an empty view with
-  // data == nullptr when the range is not inside the arena.
-  ArenaView arena_range(std::uint64_t offset, std::uint64_t length) const noexcept {
-    if (offset > arena_.size || length > arena_.size - offset) return {};
-    return {arena_.data + offset, length};
-  }
-
  private:
   // The same task's context on another worker (a stolen branch).
   TaskContext(const TaskContext& parent, sched::Worker& w) noexcept
-      : worker_(&w),
-        client_id_(parent.client_id_),
-        arena_(parent.arena_),
-        stop_(parent.stop_),
-        closing_(parent.closing_) {}
+      : TaskContextBase(&w, parent.client_id_, parent.arena_, parent.stop_, parent.closing_) {}
+};
 
-  sched::Worker* worker_;
-  std::uint32_t client_id_;
-  ArenaView arena_;
-  const std::atomic<bool>* stop_;
-  const std::atomic<bool>* closing_;
+// TaskContext's inline clone: the task's accessors, and forks as plain
+// calls (kPolls: with the heartbeat check; daemon/scheduler/inline_forks.hpp).
+// Made by the scheduler only, for a TaskContext whose worker is set.
+template <bool kPolls>
+class InlineTaskContext
+    : public TaskContextBase,
+      public sched::InlineForks<InlineTaskContext<kPolls>, TaskContext, kPolls> {
+ public:
+  explicit InlineTaskContext(TaskContext& ctx) noexcept
+      : TaskContextBase(ctx),
+        sched::InlineForks<InlineTaskContext<kPolls>, TaskContext, kPolls>(*ctx.worker(), ctx) {}
 };
 
 using KernelFn = KernelResult (*)(TaskContext& ctx, KernelArgs args, ArenaView data);

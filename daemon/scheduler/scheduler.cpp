@@ -150,7 +150,7 @@ void Scheduler::worker_main(std::uint32_t index) {
     if (source_ != nullptr) source_->on_loop(w);
     Job* job = nullptr;
     bool ran = false;
-    if (source_ != nullptr && source_->poll(w)) {  // calls w.begin_work() itself
+    if (source_ != nullptr && w.poll_source()) {  // calls w.begin_work() itself
       ran = true;
     } else if ((job = take_injected()) != nullptr) {
       w.run_taken(job);
@@ -318,6 +318,7 @@ SchedulerStats Scheduler::stats() const noexcept {
     const WorkerStats& s = workers_[i]->stats();
     t.jobs_run += s.jobs_run.load(std::memory_order_relaxed);
     t.spawns += s.spawns.load(std::memory_order_relaxed);
+    t.inline_runs += s.inline_runs.load(std::memory_order_relaxed);
     t.promotions += s.promotions.load(std::memory_order_relaxed);
     t.steal_attempts += s.steal_attempts.load(std::memory_order_relaxed);
     t.steals += s.steals.load(std::memory_order_relaxed);

@@ -47,12 +47,16 @@ struct SchedulerOptions {
   std::uint32_t idle_spin_us = 100;
   StealPolicyKind policy = StealPolicyKind::kTopology;
   std::uint32_t steal_attempts_per_level = 2;
+  // Run forks below a self-tuned depth as inline subtrees (worker.hpp);
+  // off: every fork of a generic callable records a frame too.
+  bool inline_forks = true;
 };
 
 // Sums over workers (see WorkerStats for each field).
 struct SchedulerStats {
   std::uint64_t jobs_run = 0;
   std::uint64_t spawns = 0;
+  std::uint64_t inline_runs = 0;
   std::uint64_t promotions = 0;
   std::uint64_t steal_attempts = 0;
   std::uint64_t steals = 0;
@@ -162,9 +166,6 @@ class Scheduler {
   std::atomic<std::uint32_t> go_{0};  // 1: pinned, build workers; 2: run
   bool started_ = false;
 };
-
-// Monotonic clock in ns (steady_clock).
-std::int64_t now_ns() noexcept;
 
 // One step of a polite spin (shared/ring.hpp's kSpinYieldInterval): a
 // cpu_relax, or a yield once `next_yield` has passed, so a thread sharing

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 
@@ -42,12 +43,14 @@ Worker::Worker(Scheduler& pool, std::uint32_t index)
       // the pages of the depth actually reached are ever touched.
       frames_(new Frame*[current_stack_bytes() / kMinFrameBytes + 1]),
       steal_{StealRng{0x9E37'79B9'7F4A'7C15ull * (index + 1)}, {}} {
+  inline_depth_ = pool.options_.inline_forks ? kInitialInlineDepth : kNoInlineDepth;
+  set_task_base(0);
   stats_.state_since_ns.store(now_ns(), std::memory_order_relaxed);
 }
 
 Worker::~Worker() = default;
 
-void Worker::beat(bool periodic) noexcept {
+void Worker::beat(bool periodic, std::int64_t now) noexcept {
   bool promote = false;
   bool poll_source = false;
   if (periodic) {
@@ -59,7 +62,7 @@ void Worker::beat(bool periodic) noexcept {
     const bool only_parked_helpers = pool_.sleepers_.load(std::memory_order_relaxed) != 0 &&
                                      pool_.spinners_.load(std::memory_order_relaxed) == 0;
     if (only_parked_helpers || pool_.source_ != nullptr) {
-      const std::int64_t now = now_ns();
+      if (now == 0) now = now_ns();
       const std::int64_t interval = pool_.heartbeat_ns_.load(std::memory_order_relaxed);
       if (only_parked_helpers && now >= next_self_beat_ns_) {
         next_self_beat_ns_ = now + interval;
@@ -80,7 +83,64 @@ void Worker::beat(bool periodic) noexcept {
     promote = true;
   }
   if (promote) promote_oldest();
-  if (poll_source) pool_.source_->poll(*this);
+  if (poll_source) this->poll_source();
+}
+
+void Worker::end_inline(std::int64_t start) noexcept {
+  const std::int64_t now = now_ns();
+  const std::int64_t took = now - start;
+  // Relaxed: a tuning knob (set_heartbeat_us).
+  const std::int64_t interval = pool_.heartbeat_ns_.load(std::memory_order_relaxed);
+  const std::int64_t target = interval / kInlineTargetFraction;
+  ++inline_runs_;
+  if (took > kDeafHeartbeats * interval)
+    polling_left_ = kPollingSubtrees;
+  else if (polling_left_ != 0)
+    --polling_left_;
+  if (took > kInlineLongTargets * target && target > 0) {
+    // log2(took / target) - 1 >= 1 levels deeper.
+    const auto levels =
+        static_cast<std::uint32_t>(std::bit_width(static_cast<std::uint64_t>(took / target))) - 2;
+    inline_depth_ = std::min(inline_depth_ + levels, kMaxInlineDepth);
+    set_task_base(task_base_);
+    window_runs_ = 0;
+    window_start_ns_ = now;
+  } else if (now - window_start_ns_ >= interval) {
+    if (window_runs_ > 2 * kInlineTargetFraction) inline_shallower(now, interval);
+    window_runs_ = 0;
+    window_start_ns_ = now;
+  } else {
+    ++window_runs_;
+  }
+  // The forks inside did not tick: this is their heartbeat check (an idle
+  // worker's flag, the self-heartbeat for parked ones, the WorkSource).
+  beat(true, now);
+}
+
+void Worker::inline_shallower(std::int64_t now, std::int64_t interval) noexcept {
+  if (inline_depth_ <= kMinInlineDepth || now - shallower_ns_ < interval) return;
+  --inline_depth_;
+  set_task_base(task_base_);
+  shallower_ns_ = now;
+}
+
+void Worker::beat_from_forks(bool periodic) noexcept {
+  std::int64_t now = 0;
+  if (periodic) {
+    now = now_ns();
+    const std::int64_t interval = pool_.heartbeat_ns_.load(std::memory_order_relaxed);
+    // Not while the polling clone runs: its forks count here too, and they
+    // are dense because subtrees are long, not because frames are.
+    if (now - fork_period_ns_ < interval && polling_left_ == 0 && inline_depth_ != kNoInlineDepth)
+      inline_shallower(now, interval);
+    fork_period_ns_ = now;
+  }
+  beat(periodic, now);
+}
+
+bool Worker::poll_source() {
+  const TaskBaseScope scope(*this);
+  return pool_.source_->poll(*this);
 }
 
 void Worker::promote_oldest() noexcept {
@@ -141,7 +201,10 @@ void Worker::run_taken(Job* job) noexcept {
 
 void Worker::run_job(Job* job) noexcept {
   ++jobs_run_;
-  job->execute(job, *this);
+  {
+    const TaskBaseScope scope(*this);
+    job->execute(job, *this);
+  }
   if (pool_.source_ != nullptr) pool_.source_->publish(*this);
   // Counters too, so a run() caller reading stats() after its root returned
   // sees every spawn and steal of the run (thieves' jobs finish first).
@@ -199,7 +262,7 @@ void Worker::wait_for(Job& job) noexcept {
       // A searching worker is why inject() woke nobody: run the root here.
       run_taken(other);
       pool_.root_done();
-    } else if (!help || pool_.source_ == nullptr || !pool_.source_->poll(*this)) {
+    } else if (!help || pool_.source_ == nullptr || !poll_source()) {
       // poll() calls begin_work() itself when it finds work.
       now = now_ns();
       last_now_ns_ = now;
@@ -252,6 +315,7 @@ void Worker::enter_state(WorkerState s, std::int64_t now) noexcept {
 
 void Worker::publish_counters() noexcept {
   set(stats_.spawns, spawns_);
+  set(stats_.inline_runs, inline_runs_);
   set(stats_.promotions, promotions_);
   set(stats_.steal_attempts, steal_attempts_);
   set(stats_.steals, steals_);

@@ -21,6 +21,26 @@
 // few stores and two predictable branches, no atomic read-modify-write and
 // no fence.
 //
+// Inline subtrees (adaptive granularity): even a few stores per fork are
+// several times the work of a fine-grained fork (fib's is two additions),
+// and only the outermost frames are ever promoted. So a task records frames
+// only down to a self-tuned depth below its start (inline_depth_, counted
+// in halvings: a join's branches are one level deeper than the join, a
+// parallel_for's bodies log2(range) levels); a fork deeper than that whose
+// callables are generic (they accept any executor, `[&](auto& e)`) runs as
+// an *inline subtree*: the callables get the context's Inline<false>
+// clone, whose join is `a(e); b(e);` and whose parallel_for is a plain
+// loop, so the compiler sees ordinary recursion. Each inline subtree is
+// timed (two clock reads) and serves as the heartbeat check of the forks
+// inside it; the depth is tuned towards subtrees of heartbeat/16, which
+// bounds how late a heartbeat is noticed (see kInlineTargetFraction). A
+// subtree that runs longer than kDeafHeartbeats heartbeats (an unbalanced
+// tree, where depth says little about size) switches the next
+// kPollingSubtrees subtrees to the Inline<true> clone, which counts its
+// forks and checks the heartbeat flag at each, and on a heartbeat records
+// the fork as a frame so that it can be promoted. Callables that take a
+// concrete context type (Worker&, TaskContext&) always go through frames.
+//
 // Thread-safety: a Worker is used by its own thread only, except the
 // members marked "any thread". join/parallel_for must be called on the
 // Worker passed to the running callable (the Worker of the current thread).
@@ -37,6 +57,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -51,6 +72,33 @@
 namespace beat::sched {
 
 class Scheduler;
+template <bool kPolls>
+class WorkerInline;
+template <class Derived, class Base, bool kPolls>
+class InlineForks;
+
+// Monotonic clock in ns (steady_clock).
+std::int64_t now_ns() noexcept;
+
+namespace detail {
+// A context type that names its inline clones (Worker, TaskContext).
+template <class Ctx>
+concept HasInlineClones = requires {
+  typename Ctx::template Inline<false>;
+  typename Ctx::template Inline<true>;
+};
+// A callable that accepts both inline clones of Ctx (so it is generic over
+// its executor), with `Args` after the context.
+template <class Ctx, bool kPolls>
+using InlineClone = typename Ctx::template Inline<kPolls>;
+// (clang-format 14 mangles the `<` of a concept definition.)
+// clang-format off
+template <class Ctx, class F, class... Args>
+concept InlineCallable = HasInlineClones<Ctx> &&
+                         std::is_invocable_v<F&, InlineClone<Ctx, false>&, Args...> &&
+                         std::is_invocable_v<F&, InlineClone<Ctx, true>&, Args...>;
+// clang-format on
+}  // namespace detail
 
 // What a worker is doing, for victim selection and statistics.
 // (WorkerState is defined in steal_policy.hpp: kBusy, kIdle, kParked.)
@@ -58,8 +106,9 @@ class Scheduler;
 // Counters of one worker: written only by it (relaxed load + store, no
 // RMW), read by any thread with relaxed loads (a snapshot a little old).
 struct alignas(kCacheLine) WorkerStats {
-  std::atomic<std::uint64_t> jobs_run{0};        // roots and stolen jobs
-  std::atomic<std::uint64_t> spawns{0};          // forks + parallel_for iterations
+  std::atomic<std::uint64_t> jobs_run{0};  // roots and stolen jobs
+  std::atomic<std::uint64_t> spawns{0};  // forks + parallel_for iterations, outside inline subtrees
+  std::atomic<std::uint64_t> inline_runs{0};     // inline subtrees run (their forks are uncounted)
   std::atomic<std::uint64_t> promotions{0};      // frames made stealable
   std::atomic<std::uint64_t> steal_attempts{0};  // deques probed
   std::atomic<std::uint64_t> steals{0};          // jobs taken from another worker
@@ -84,6 +133,10 @@ class Worker {
     void (*entry)(Job*, Worker&) noexcept;
   };
 
+  // The inline clones of Worker (see the overview and inline_forks.hpp).
+  template <bool kPolls>
+  using Inline = WorkerInline<kPolls>;
+
   Worker(Scheduler& pool, std::uint32_t index);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -93,10 +146,12 @@ class Worker {
   Scheduler& scheduler() const noexcept { return pool_; }
 
   // Runs a(*this) and b(w) where w is the worker that runs b (this one
-  // unless b was stolen); returns when both returned. If a throws, b is
-  // dropped unless a thief already runs it (then it is waited for) and a's
-  // exception propagates; if only b throws, its exception propagates after
-  // a returned.
+  // unless b was stolen); returns when both returned. Generic callables
+  // (`[&](auto& w)`) may instead get an inline clone of the context
+  // (Worker::Inline), which offers join, parallel_for, poll and index. If
+  // a throws, b is dropped unless a thief already runs it (then it is
+  // waited for) and a's exception propagates; if only b throws, its
+  // exception propagates after a returned.
   template <class A, class B>
   void join(A&& a, B&& b) {
     join(*this, a, b);
@@ -104,9 +159,10 @@ class Worker {
 
   // The same for a context type other than Worker (TaskContext): a(ctx)
   // and b(ctx) inline; a stolen b gets ctx.on(thief), Ctx's copy bound to
-  // the thief. REQUIRES: Ctx has `Ctx on(Worker&) const` and
-  // `Worker* worker() const`, and ctx is this worker's context. Costs the same as join(a, b): no
-  // wrapper closures.
+  // the thief. REQUIRES: Ctx has `on(Worker&) const`, returning the
+  // context a thief runs b with (Ctx itself, or a reference), and
+  // `Worker* worker() const`, and ctx is this worker's context. Costs the
+  // same as join(a, b): no wrapper closures.
   template <class Ctx, class A, class B>
   void join(Ctx& ctx, A&& a, B&& b);
 
@@ -142,6 +198,14 @@ class Worker {
     leave_search();
   }
 
+  // The depth (in halvings below the running task's start, see the
+  // overview) from which forks run inline; tuned by the worker (owner
+  // thread; tests and benchmarks).
+  std::uint32_t inline_depth() const noexcept { return inline_depth_; }
+  // Owner thread: the join branches and loop bodies enclosing the running
+  // code on this worker (0 in a job the idle loop started; tests).
+  std::uint32_t fork_depth() const noexcept { return fork_depth_; }
+
   // Any thread: the worker's statistics.
   const WorkerStats& stats() const noexcept { return stats_; }
   // Any thread: racy count of stealable jobs.
@@ -153,6 +217,8 @@ class Worker {
 
  private:
   friend class Scheduler;
+  template <class Derived, class Base, bool kPolls>
+  friend class InlineForks;
   struct JoinFrameBase;
   template <class Ctx, class B>
   struct JoinFrame;
@@ -177,8 +243,14 @@ class Worker {
   void tick() noexcept {
     const bool periodic = (++spawns_ & (kSelfBeatPeriod - 1)) == 0;
     if (periodic | heartbeat_.load(std::memory_order_relaxed)) [[unlikely]]
-      beat(periodic);
+      beat_from_forks(periodic);
   }
+  // tick()'s slow path: with `periodic`, first the fork-density check of
+  // the inline depth (kSelfBeatPeriod forks through frames within one
+  // heartbeat interval: too many, one level shallower), then beat().
+  void beat_from_forks(bool periodic) noexcept;
+  // One level shallower, at most once per heartbeat interval.
+  void inline_shallower(std::int64_t now, std::int64_t interval) noexcept;
   // At the outermost frame of a task (top_ == 1 after the push): if
   // workers are parked and none is searching, nobody would raise our flag
   // and a coarse loop or join may never reach kSelfBeatPeriod spawns, so
@@ -202,6 +274,96 @@ class Worker {
   // without bound (each level keeps the interrupted task's frames).
   static constexpr std::uint32_t kMaxWaitNesting = 64;
 
+  // Inline subtrees (overview). The depth starts at kInitialInlineDepth,
+  // within [kMinInlineDepth, kMaxInlineDepth], and is tuned towards
+  // subtrees of about heartbeat / kInlineTargetFraction (6.25 us at the
+  // default 100 us):
+  //  - deeper at once after a subtree longer than kInlineLongTargets
+  //    targets: by log2(duration / target) - 1 levels (a binary fork tree
+  //    halves its subtrees per level), since a long subtree is a heartbeat
+  //    nobody heard;
+  //  - one level shallower, at most once per heartbeat interval, after an
+  //    interval that saw more than 2 * kInlineTargetFraction subtrees
+  //    (their mean is under half the target), or kSelfBeatPeriod forks
+  //    through frames (over 2.5 per us at the default: a tree shallower
+  //    than the depth, such as nqueens', never reaches a subtree). Judged
+  //    by time, not by count, so the tiny subtrees at the end of every
+  //    computation weigh no more than the time they take.
+  // A task's outermost fork is always a frame (kMinInlineDepth), so it can
+  // always be shared. Every job (a root from Scheduler::run or a
+  // WorkSource poll, or a stolen one) starts at least kJobInlineDepth
+  // deep: after small tasks, or the tail of a computation, pulled the depth
+  // down, the first subtrees of a big binary fork tree are then about
+  // 1/4096 of it rather than half (fib(35) settles at 10 to 12 here; 8
+  // made the first subtree of a stolen fib(33) 125-370 us long).
+  static constexpr std::uint32_t kJobInlineDepth = 12;
+  static constexpr std::uint32_t kInitialInlineDepth = kJobInlineDepth;
+  static constexpr std::uint32_t kMinInlineDepth = 1;
+  static constexpr std::uint32_t kMaxInlineDepth = 64;
+  static constexpr std::int64_t kInlineTargetFraction = 16;
+  static constexpr std::int64_t kInlineLongTargets = 4;
+  // A subtree longer than this many heartbeats went unnoticed too long
+  // (depth says little about size in an unbalanced tree): the next
+  // kPollingSubtrees subtrees poll at every fork.
+  static constexpr std::int64_t kDeafHeartbeats = 2;
+  static constexpr std::uint32_t kPollingSubtrees = 64;
+  // inline_depth_ when SchedulerOptions::inline_forks is off: never reached
+  // (frames_ has one entry per kMinFrameBytes of stack, far fewer).
+  static constexpr std::uint32_t kNoInlineDepth = std::uint32_t{1} << 30;
+
+  // join's and parallel_for's frame paths (and the polling clone's, for a
+  // fork it records).
+  template <class Ctx, class A, class B>
+  void join_frame(Ctx& ctx, A& a, B& b);
+  // Runs f(in) with `in` an inline clone of ctx, timed (end_inline).
+  template <class Ctx, class F>
+  void run_inline(Ctx& ctx, F&& f);
+  // After an inline subtree that began at `start` (now_ns): tunes the depth
+  // and does the heartbeat work its forks skipped.
+  void end_inline(std::int64_t start) noexcept;
+  // The polling clone's check at each fork: counts the fork, or returns
+  // true when a heartbeat is due (kSelfBeatPeriod forks, or the flag): the
+  // fork must then go through join_frame/loop, whose tick() counts it and
+  // runs beat().
+  bool inline_fork_wants_frame() noexcept {
+    // Relaxed: the flag only requests work splitting (as in tick()).
+    if (((spawns_ + 1) & (kSelfBeatPeriod - 1)) == 0 || heartbeat_.load(std::memory_order_relaxed))
+        [[unlikely]]
+      return true;
+    ++spawns_;
+    return false;
+  }
+  // Forks of the task that starts now count their depth from here; work
+  // nested into a running task (a stolen job run while waiting, client
+  // tasks polled at a heartbeat) gets its own frames to share.
+  void set_task_base(std::uint32_t base) noexcept {
+    task_base_ = base;
+    inline_at_ = base + inline_depth_;
+  }
+  class TaskBaseScope;
+  // fork_depth_ levels around a join's branches (one: the fork halves the
+  // work) or a loop's bodies (log2 of the range: a body is that small a
+  // share of it, so depth measures the share of a task a subtree is,
+  // whatever the fan-out).
+  class ForkDepthStep {
+   public:
+    ForkDepthStep(Worker& w, std::uint32_t levels) noexcept : w_(w), levels_(levels) {
+      w.fork_depth_ += levels;
+    }
+    ~ForkDepthStep() { w_.fork_depth_ -= levels_; }
+    ForkDepthStep(const ForkDepthStep&) = delete;
+    ForkDepthStep& operator=(const ForkDepthStep&) = delete;
+
+   private:
+    Worker& w_;
+    const std::uint32_t levels_;
+  };
+  static std::uint32_t loop_levels(std::uint64_t iterations) noexcept {
+    return iterations < 4 ? 1 : static_cast<std::uint32_t>(std::bit_width(iterations)) - 1;
+  }
+  // WorkSource::poll, as a job of its own (TaskBaseScope).
+  bool poll_source();
+
   // parallel_for's loop over [begin, end) as one splittable frame; also
   // runs split parts (stolen or reclaimed). REQUIRES: begin < end, grain > 0.
   template <class Ctx, class Body>
@@ -220,8 +382,9 @@ class Worker {
     if (promote_from_ > top_) promote_from_ = top_;
   }
 
-  // Heartbeat slow path; `periodic`: the kSelfBeatPeriod count came round.
-  void beat(bool periodic) noexcept;
+  // Heartbeat slow path; `periodic`: the kSelfBeatPeriod count came round
+  // (or an inline subtree ended); `now`: a clock read already made, or 0.
+  void beat(bool periodic, std::int64_t now = 0) noexcept;
   void promote_oldest() noexcept;  // invariant 2
   // Owner: takes `job` back from the deque; false when a thief has it.
   bool reclaim(Job* job) noexcept;
@@ -252,8 +415,19 @@ class Worker {
   alignas(kCacheLine) std::unique_ptr<Frame*[]> frames_;
   std::uint32_t top_ = 0;
   std::uint32_t promote_from_ = 0;
-  std::uint64_t spawns_ = 0;  // ticks; published to stats_ by publish_counters
-  std::uint64_t polls_ = 0;   // poll() calls, for its own self-heartbeat period
+  std::uint32_t fork_depth_ = 0;  // enclosing join branches and loop bodies (ForkDepthStep)
+  std::uint32_t inline_at_ = 0;   // forks at fork_depth_ >= this run inline
+  std::uint64_t spawns_ = 0;      // ticks; published to stats_ by publish_counters
+  std::uint64_t polls_ = 0;       // poll() calls, for its own self-heartbeat period
+  // ---- owner-private, once per inline subtree ----
+  std::uint32_t task_base_ = 0;     // fork_depth_ when the running task began
+  std::uint32_t inline_depth_ = 0;  // set by the constructor
+  std::uint32_t polling_left_ = 0;  // subtrees still to run with the polling clone
+  std::uint32_t window_runs_ = 0;   // subtrees since window_start_ns_
+  std::int64_t window_start_ns_ = 0;
+  std::int64_t fork_period_ns_ = 0;  // when the last kSelfBeatPeriod forks began
+  std::int64_t shallower_ns_ = 0;    // when inline_depth_ last lost a level
+  std::uint64_t inline_runs_ = 0;
   // ---- owner-private, cold ----
   std::uint64_t promotions_ = 0;
   std::uint64_t steal_attempts_ = 0;
@@ -305,7 +479,9 @@ struct Worker::JoinFrame : JoinFrameBase {
       if constexpr (std::is_same_v<Ctx, Worker>) {
         (*static_cast<B*>(self->fn))(thief);
       } else {
-        Ctx there = self->ctx->on(thief);
+        // Ctx's copy bound to the thief (an inline clone gives the
+        // original context's: InlineForks::on).
+        decltype(auto) there = self->ctx->on(thief);
         (*static_cast<B*>(self->fn))(there);
       }
     } catch (...) {
@@ -389,7 +565,7 @@ struct Worker::RangeFrame : RangeFrameBase {
       if (&w == me->ctx->worker()) {
         w.loop(*me->ctx, lo, hi, me->grain, *me->body);
       } else {
-        Ctx there = me->ctx->on(w);
+        decltype(auto) there = me->ctx->on(w);
         w.loop(there, lo, hi, me->grain, *me->body);
       }
     }
@@ -398,9 +574,51 @@ struct Worker::RangeFrame : RangeFrameBase {
 
 // ---------------------------------------------------------------------------
 
+class Worker::TaskBaseScope {
+ public:
+  // A job starts at least kJobInlineDepth deep.
+  explicit TaskBaseScope(Worker& w) noexcept : w_(w), saved_(w.task_base_) {
+    if (w.inline_depth_ < kJobInlineDepth) w.inline_depth_ = kJobInlineDepth;
+    w.set_task_base(w.fork_depth_);
+  }
+  ~TaskBaseScope() { w_.set_task_base(saved_); }
+  TaskBaseScope(const TaskBaseScope&) = delete;
+  TaskBaseScope& operator=(const TaskBaseScope&) = delete;
+
+ private:
+  Worker& w_;
+  const std::uint32_t saved_;
+};
+
 template <class Ctx, class A, class B>
 inline void Worker::join(Ctx& ctx, A&& a, B&& b) {
+  if constexpr (detail::InlineCallable<Ctx, A> && detail::InlineCallable<Ctx, B>) {
+    if (fork_depth_ >= inline_at_) {
+      run_inline(ctx, [&](auto& in) { in.join(a, b); });
+      return;
+    }
+  }
+  join_frame(ctx, a, b);
+}
+
+template <class Ctx, class F>
+inline void Worker::run_inline(Ctx& ctx, F&& f) {
+  const std::int64_t start = now_ns();
+  if (polling_left_ == 0) [[likely]] {
+    typename Ctx::template Inline<false> in(ctx);
+    f(in);
+  } else {
+    typename Ctx::template Inline<true> in(ctx);
+    f(in);
+  }
+  // Skipped when f throws: the exception leaves the task anyway.
+  end_inline(start);
+}
+
+template <class Ctx, class A, class B>
+inline void Worker::join_frame(Ctx& ctx, A& a, B& b) {
   JoinFrame<Ctx, std::remove_reference_t<B>> f(ctx, b);
+  const ForkDepthStep step(*this, 1);
   push_frame(&f);
   share_if_outermost();
   tick();
@@ -434,13 +652,21 @@ template <class Ctx, class Body>
 inline void Worker::parallel_for(Ctx& ctx, std::uint64_t begin, std::uint64_t end,
                                  std::uint64_t grain, Body&& body) {
   if (begin >= end) return;
-  loop(ctx, begin, end, grain == 0 ? 1 : grain, body);
+  if (grain == 0) grain = 1;
+  if constexpr (detail::InlineCallable<Ctx, Body, std::uint64_t>) {
+    if (fork_depth_ >= inline_at_) {
+      run_inline(ctx, [&](auto& in) { in.parallel_for(begin, end, grain, body); });
+      return;
+    }
+  }
+  loop(ctx, begin, end, grain, body);
 }
 
 template <class Ctx, class Body>
 inline void Worker::loop(Ctx& ctx, std::uint64_t begin, std::uint64_t end, std::uint64_t grain,
                          Body& body) {
   RangeFrame<Ctx, Body> r(ctx, body, begin, end, grain);
+  const ForkDepthStep step(*this, loop_levels(end - begin));
   push_frame(&r);
   share_if_outermost();
   try {
@@ -462,3 +688,6 @@ inline void Worker::loop(Ctx& ctx, std::uint64_t begin, std::uint64_t end, std::
 }
 
 }  // namespace beat::sched
+
+// The inline clones need the complete Worker.
+#include "daemon/scheduler/inline_forks.hpp"  // IWYU pragma: export

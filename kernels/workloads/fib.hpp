@@ -24,7 +24,7 @@ std::uint64_t fib(Ex& ex, unsigned n) {
   if (n < 2) return n;
   std::uint64_t x;
   std::uint64_t y;
-  ex.join([&x, n](Ex& e) { x = fib(e, n - 1); }, [&y, n](Ex& e) { y = fib(e, n - 2); });
+  ex.join([&x, n](auto& e) { x = fib(e, n - 1); }, [&y, n](auto& e) { y = fib(e, n - 2); });
   return x + y;
 }
 

@@ -10,18 +10,21 @@
 //
 //   ex.join(a, b)
 //     Calls a(ex_a) and b(ex_b) exactly once each, possibly in parallel:
-//     b may run on another thread. ex_a and ex_b are `Ex&` valid on the
-//     thread that runs the callable. Inside a and b, always use the
+//     b may run on another thread. ex_a and ex_b are executors valid on
+//     the thread that runs the callable: `Ex&`, or, when the callable is
+//     generic (`[&](auto& e)`), possibly another executor type that the
+//     executor chose (Beat runs deep forks through a cheaper inline clone,
+//     daemon/scheduler/worker.hpp). Inside a and b, always use the
 //     parameter, never the outer `ex`: the outer one belongs to the forking
-//     thread. a and b return void; results travel through references they
-//     capture. join returns after both have returned, and everything a and
+//     thread. The workloads write every callable generic. a and b return void; results travel
+//     through references they capture. join returns after both have returned, and everything a and
 //     b wrote happens-before join's return (so the caller may read the
 //     results without further synchronisation).
 //
 //   ex.parallel_for(begin, end, grain, body)
 //     begin, end, grain are std::uint64_t. Calls body(ex_i, i) exactly once
-//     for each i in [begin, end), possibly in parallel; ex_i is `Ex&` for
-//     the running thread. `grain` is a hint: the smallest number of
+//     for each i in [begin, end), possibly in parallel; ex_i is an
+//     executor for the running thread, as for join. `grain` is a hint: the smallest number of
 //     consecutive indices worth running as one parallel chunk (>= 1). An
 //     empty range calls nothing. Returns after every call has returned,
 //     with the same happens-before guarantee as join.

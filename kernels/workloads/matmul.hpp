@@ -73,13 +73,13 @@ void matmul_round(Ex& ex, const float* a_top, const float* a_bottom, const float
                   const float* b_right, float* c, std::uint64_t h, std::uint64_t ld) {
   float* const c_bottom = c + h * ld;
   ex.join(
-      [&](Ex& e) {
-        e.join([&](Ex& f) { matmul_add(f, a_top, b_left, c, h, ld); },
-               [&](Ex& f) { matmul_add(f, a_top, b_right, c + h, h, ld); });
+      [&](auto& e) {
+        e.join([&](auto& f) { matmul_add(f, a_top, b_left, c, h, ld); },
+               [&](auto& f) { matmul_add(f, a_top, b_right, c + h, h, ld); });
       },
-      [&](Ex& e) {
-        e.join([&](Ex& f) { matmul_add(f, a_bottom, b_left, c_bottom, h, ld); },
-               [&](Ex& f) { matmul_add(f, a_bottom, b_right, c_bottom + h, h, ld); });
+      [&](auto& e) {
+        e.join([&](auto& f) { matmul_add(f, a_bottom, b_left, c_bottom, h, ld); },
+               [&](auto& f) { matmul_add(f, a_bottom, b_right, c_bottom + h, h, ld); });
       });
 }
 

@@ -35,7 +35,7 @@ std::uint64_t nqueens_row(Ex& ex, unsigned n, std::uint32_t all, std::uint32_t c
   const std::uint32_t attacked = cols | diag_left | diag_right;
   // Slots [0, n) are each written exactly once by the loop below.
   std::array<std::uint64_t, kNqueensMaxN> counts;
-  ex.parallel_for(0, n, 1, [&](Ex& e, std::uint64_t column) {
+  ex.parallel_for(0, n, 1, [&](auto& e, std::uint64_t column) {
     const std::uint32_t bit = std::uint32_t{1} << column;
     counts[column] = (attacked & bit) != 0
                          ? 0

@@ -41,7 +41,7 @@ std::uint64_t skynet_node(Ex& ex, std::uint64_t num, std::uint64_t size) {
   const std::uint64_t child_size = size / kSkynetFanout;
   // Each slot is written exactly once by the loop below.
   std::array<std::uint64_t, kSkynetFanout> sums;
-  ex.parallel_for(0, kSkynetFanout, 1, [&](Ex& e, std::uint64_t i) {
+  ex.parallel_for(0, kSkynetFanout, 1, [&](auto& e, std::uint64_t i) {
     sums[i] = skynet_node(e, num + i * child_size, child_size);
   });
   std::uint64_t total = 0;

@@ -100,8 +100,8 @@ UtsCount uts_children(Ex& ex, UtsTree tree, const UtsState& parent, std::uint32_
   const std::uint32_t middle = first + (last - first) / 2;
   UtsCount low;
   UtsCount high;
-  ex.join([&](Ex& e) { low = uts_children(e, tree, parent, child_height, first, middle); },
-          [&](Ex& e) { high = uts_children(e, tree, parent, child_height, middle, last); });
+  ex.join([&](auto& e) { low = uts_children(e, tree, parent, child_height, first, middle); },
+          [&](auto& e) { high = uts_children(e, tree, parent, child_height, middle, last); });
   return uts_combine(low, high);
 }
 

@@ -36,6 +36,7 @@ TEST(Config, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(c->heartbeat_us, 100u);
   EXPECT_EQ(c->steal_policy, sched::StealPolicyKind::kTopology);
   EXPECT_EQ(c->steal_attempts_per_level, 2u);
+  EXPECT_TRUE(c->inline_forks);
 }
 
 TEST(Config, EveryKeyIsRead) {
@@ -56,6 +57,7 @@ pin = false
 heartbeat_us = 250
 steal_policy = "random"
 steal_attempts_per_level = 0
+inline_forks = false
 [clients]
 sq_entries_max = 16
 cq_entries_max = 32
@@ -78,6 +80,7 @@ address = ""
   EXPECT_EQ(c->heartbeat_us, 250u);
   EXPECT_EQ(c->steal_policy, sched::StealPolicyKind::kRandom);
   EXPECT_EQ(c->steal_attempts_per_level, 0u);
+  EXPECT_FALSE(c->inline_forks);
   EXPECT_EQ(c->sq_entries_max, 16u);
   EXPECT_EQ(c->cq_entries_max, 32u);
   EXPECT_EQ(c->arena_bytes_max, 8192u);
@@ -97,6 +100,7 @@ TEST(Config, ShippedDefaultFileParsesToTheDefaults) {
   EXPECT_EQ(c->heartbeat_us, d.heartbeat_us);
   EXPECT_EQ(c->steal_policy, d.steal_policy);
   EXPECT_EQ(c->steal_attempts_per_level, d.steal_attempts_per_level);
+  EXPECT_EQ(c->inline_forks, d.inline_forks);
 }
 
 TEST(Config, UnknownKeysAreNamedWithTheirSection) {
@@ -110,6 +114,8 @@ TEST(Config, WrongTypesNameKeyAndValue) {
             "test.toml: key 'workers.count' must be an integer, got \"two\"");
   EXPECT_EQ(error_of("[workers]\npin = 1\n"),
             "test.toml: key 'workers.pin' must be true or false, got 1");
+  EXPECT_EQ(error_of("[scheduler]\ninline_forks = \"yes\"\n"),
+            "test.toml: key 'scheduler.inline_forks' must be true or false, got \"yes\"");
   EXPECT_EQ(error_of("[daemon]\nsocket = 5\n"),
             "test.toml: key 'daemon.socket' must be a string, got 5");
   EXPECT_EQ(error_of("workers = 3\n"), "test.toml: key 'workers' must be a table, got 3");
