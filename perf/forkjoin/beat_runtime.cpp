@@ -1,8 +1,9 @@
 // The Beat peer: the workloads on Beat's work-stealing scheduler
 // (daemon/scheduler/scheduler.hpp), whose Worker is the workload executor.
 // The scheduler runs with SchedulerOptions' defaults (workers pinned one per
-// core, heartbeat promotion, topology-aware stealing) except the worker
-// count and, when asked, the heartbeat period.
+// core, heartbeat promotion, inline subtrees, topology-aware stealing)
+// except the worker count and, when asked, the heartbeat period and
+// inline_forks.
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -30,19 +31,21 @@ Topology load_topology() {
   return std::move(topology).value();
 }
 
-sched::SchedulerOptions options_for(std::uint32_t workers, std::uint32_t heartbeat_us) {
+sched::SchedulerOptions options_for(std::uint32_t workers, std::uint32_t heartbeat_us,
+                                    bool inline_forks) {
   sched::SchedulerOptions options;
   options.workers = workers;
   if (heartbeat_us != 0) options.heartbeat_us = heartbeat_us;
+  options.inline_forks = inline_forks;
   return options;
 }
 
 class BeatLauncher {
  public:
   // Starts the workers; throws std::runtime_error when they cannot start.
-  BeatLauncher(std::uint32_t workers, std::uint32_t heartbeat_us)
+  BeatLauncher(std::uint32_t workers, std::uint32_t heartbeat_us, bool inline_forks)
       : workers_(workers),
-        options_(options_for(workers, heartbeat_us)),
+        options_(options_for(workers, heartbeat_us, inline_forks)),
         topology_(load_topology()),
         scheduler_(options_, topology_) {
     if (Status started = scheduler_.start(); !started) {
@@ -67,7 +70,8 @@ class BeatLauncher {
   std::string settings_json() const {
     return ",\"heartbeat_us\":" + std::to_string(options_.heartbeat_us) +
            ",\"idle_spin_us\":" + std::to_string(options_.idle_spin_us) +
-           ",\"pin\":" + (options_.pin ? "true" : "false");
+           ",\"pin\":" + (options_.pin ? "true" : "false") +
+           ",\"inline_forks\":" + (options_.inline_forks ? "true" : "false");
   }
 
   StealCounters counters() const {
@@ -91,8 +95,9 @@ class BeatRuntime final : public LaunchedRuntime<BeatLauncher> {
 
 }  // namespace
 
-std::unique_ptr<Runtime> make_beat_runtime(std::uint32_t workers, std::uint32_t heartbeat_us) {
-  return std::make_unique<BeatRuntime>(workers, heartbeat_us);
+std::unique_ptr<Runtime> make_beat_runtime(std::uint32_t workers, std::uint32_t heartbeat_us,
+                                           bool inline_forks) {
+  return std::make_unique<BeatRuntime>(workers, heartbeat_us, inline_forks);
 }
 
 }  // namespace beat::perf::forkjoin

@@ -48,7 +48,8 @@ bool socket_accepts(const std::string& path) {
 std::string config_text(const BeatdSettings& s) {
   return "[workers]\nidle_spin_us = " + std::to_string(s.idle_spin_us) +
          "\npin = " + (s.pin ? "true" : "false") +
-         "\n[scheduler]\nheartbeat_us = " + std::to_string(s.heartbeat_us) + "\n";
+         "\n[scheduler]\nheartbeat_us = " + std::to_string(s.heartbeat_us) +
+         "\ninline_forks = " + (s.inline_forks ? "true" : "false") + "\n";
 }
 
 // The value of the last member called `key` in STATS' JSON: the top-level

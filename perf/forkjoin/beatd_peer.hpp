@@ -35,6 +35,7 @@ struct BeatdSettings {
   std::uint32_t heartbeat_us = 100;
   std::uint32_t idle_spin_us = 100;
   bool pin = true;
+  bool inline_forks = true;  // [scheduler] inline_forks
   // The CPUs the daemon may run on (set before exec). beatd places its
   // workers on the cores of its affinity mask, so it must not inherit
   // whatever mask the benchmark's main thread has when it forks (a runtime

@@ -25,7 +25,8 @@
 //   tbb     tbb_executor.hpp: task_group joins, parallel_for over a
 //           blocked_range, in a task_arena of `workers` slots.
 //   beat    Beat's scheduler (daemon/scheduler/scheduler.hpp), options at
-//           their defaults but `workers` (and --beat-heartbeat-us).
+//           their defaults but `workers` (and --beat-heartbeat-us,
+//           --beat-inline-forks).
 //   beatd   beatd_peer.hpp: a beatd child process (BEAT_BEATD_PATH, or
 //           --beatd) with `workers` workers and the beat peer's scheduler
 //           settings, on a socket in a fresh temporary directory, and one
@@ -89,10 +90,17 @@
 //                 probe body (seen for beat while another process kept a
 //                 vCPU busy). Absent from beatd rows: the probe is not a
 //                 daemon kernel.
-//   steal_rate    beat: steals / spawns summed over the measured runs
-//                 (SchedulerStats deltas); beatd: the same from the
-//                 daemon's STATS (top-level "steals" and "spawns"; each
-//                 client task counts as one spawn).
+//   steal_rate    beat: steals over the measured runs (SchedulerStats
+//                 delta) / tasks in them, where a run's tasks are its joins
+//                 plus its parallel_for iterations, counted once per
+//                 workload on CountingExecutor (counting_executor.hpp);
+//                 beatd: the same with the daemon's STATS ("steals"), each
+//                 client task one more task.
+//   spawns_per_task
+//                 beat and beatd: the scheduler's "spawns" (forks and
+//                 iterations that went through frames, or were counted by
+//                 the polling clone) per task: 1 with inline_forks off,
+//                 far below with inline subtrees.
 //   in_process_seconds, ratio
 //                 beatd only: the median of fib(30) on the beat peer in
 //                 this process at the same worker count, measured in the
@@ -104,7 +112,7 @@
 //                 than 250 ms in all (too short for /proc/stat's ticks). On
 //                 a 2-vCPU machine a row with others_cpus well above 0 was
 //                 contended; compare such rows with care or re-run them.
-//   heartbeat_us, idle_spin_us, pin
+//   heartbeat_us, idle_spin_us, pin, inline_forks
 //                 beat and beatd: the SchedulerOptions the scheduler ran
 //                 with (beatd's written to its config file).
 //
@@ -138,6 +146,7 @@
 #include "kernels/workloads/skynet.hpp"
 #include "kernels/workloads/uts.hpp"
 #include "perf/forkjoin/beatd_peer.hpp"
+#include "perf/forkjoin/counting_executor.hpp"
 #include "perf/forkjoin/cpu_clock.hpp"
 #include "perf/forkjoin/runtime.hpp"
 
@@ -194,6 +203,7 @@ struct Options {
   fj::TbbJoin tbb_join = kDefaultTbbJoin;
   fj::OmpTasks omp_tasks = kDefaultOmpTasks;
   std::uint32_t beat_heartbeat_us = 0;  // 0: SchedulerOptions' default
+  bool beat_inline_forks = beat::sched::SchedulerOptions{}.inline_forks;
   std::string beatd_path = BEAT_BEATD_PATH;
 };
 
@@ -296,8 +306,18 @@ struct Row {
   unsigned reps;
   std::optional<std::size_t> threads_seen;  // none for beatd (no probe through the daemon)
   std::string settings_json;                // Runtime::settings_json()
-  std::string extra_json = {};  // more members, each preceded by a comma (beatd's comparison)
+  std::string extra_json = {};      // more members, each preceded by a comma (beatd's comparison)
+  std::uint64_t tasks_per_run = 0;  // joins + parallel_for iterations; 0 when not counted
 };
+
+// Tasks (joins plus parallel_for iterations) of one run of `root`, run on a
+// CountingExecutor. Untimed; only rows with steal counters need it.
+template <class Root>
+std::uint64_t count_tasks(Root&& root) {
+  fj::CountingExecutor counter;
+  root(counter);
+  return counter.tasks();
+}
 
 void print_row(const Row& r) {
   std::string line = "{\"workload\":\"" + r.c.workload + "\",\"param\":" + r.c.param_json +
@@ -310,12 +330,11 @@ void print_row(const Row& r) {
   line += ",\"reps\":" + std::to_string(r.reps);
   if (r.threads_seen) line += ",\"threads_seen\":" + std::to_string(*r.threads_seen);
   line += r.extra_json;
-  if (r.timing.delta) {
-    const double rate = r.timing.delta->spawns == 0
-                            ? 0.0
-                            : static_cast<double>(r.timing.delta->steals) /
-                                  static_cast<double>(r.timing.delta->spawns);
-    std::snprintf(buf, sizeof buf, ",\"steal_rate\":%.6g", rate);
+  if (r.timing.delta && r.tasks_per_run != 0) {
+    const double tasks = static_cast<double>(r.tasks_per_run) * r.reps;
+    std::snprintf(buf, sizeof buf, ",\"steal_rate\":%.6g,\"spawns_per_task\":%.6g",
+                  static_cast<double>(r.timing.delta->steals) / tasks,
+                  static_cast<double>(r.timing.delta->spawns) / tasks);
     line += buf;
   }
   if (r.timing.others_cpus) {
@@ -346,6 +365,8 @@ void run_workloads(fj::Runtime& runtime, const Options& opt) {
                Timing{}, reps, threads_seen, runtime.settings_json()};
   };
   auto nothing = [] {};
+  // Steal rates need the task count; only Beat reports steals.
+  const bool counted = runtime.steal_counters().has_value();
 
   for (const std::string& workload : kWorkloadOrder) {
     if (!contains(opt.workloads, workload)) continue;
@@ -365,6 +386,7 @@ void run_workloads(fj::Runtime& runtime, const Options& opt) {
         print_row(row);
       }
       Row row = make_row("fib", std::to_string(n));
+      if (counted) row.tasks_per_run = count_tasks([n](auto& ex) { return wl::fib(ex, n); });
       row.timing = measure(
           runtime, reps, nothing, [&] { return runtime.fib(n); },
           [&](std::uint64_t got) {
@@ -376,6 +398,7 @@ void run_workloads(fj::Runtime& runtime, const Options& opt) {
       const unsigned n = s.nqueens;
       const std::uint64_t expected = *wl::nqueens_known(n);
       Row row = make_row("nqueens", std::to_string(n));
+      if (counted) row.tasks_per_run = count_tasks([n](auto& ex) { return wl::nqueens(ex, n); });
       row.timing = measure(
           runtime, reps, nothing, [&] { return runtime.nqueens(n); },
           [&](std::uint64_t got) {
@@ -386,6 +409,7 @@ void run_workloads(fj::Runtime& runtime, const Options& opt) {
     } else if (workload == "uts") {
       const wl::UtsCount expected = wl::uts_known(s.uts);
       Row row = make_row("uts", "\"" + uts_name(s.uts) + "\"");
+      if (counted) row.tasks_per_run = count_tasks([&](auto& ex) { return wl::uts(ex, s.uts); });
       row.timing = measure(
           runtime, reps, nothing, [&] { return runtime.uts(s.uts); },
           [&](const wl::UtsCount& got) {
@@ -396,6 +420,8 @@ void run_workloads(fj::Runtime& runtime, const Options& opt) {
       const std::uint64_t leaves = s.skynet;
       const std::uint64_t expected = wl::skynet_reference(leaves);
       Row row = make_row("skynet", std::to_string(leaves));
+      if (counted)
+        row.tasks_per_run = count_tasks([leaves](auto& ex) { return wl::skynet(ex, leaves); });
       row.timing = measure(
           runtime, reps, nothing, [&] { return runtime.skynet(leaves); },
           [&](std::uint64_t got) {
@@ -406,6 +432,13 @@ void run_workloads(fj::Runtime& runtime, const Options& opt) {
     } else if (workload == "matmul") {
       wl::MatmulProblem problem(s.matmul);
       Row row = make_row("matmul", std::to_string(s.matmul));
+      if (counted) {
+        // C is cleared before every measured run (prepare).
+        row.tasks_per_run = count_tasks([&](auto& ex) {
+          problem.multiply(ex);
+          return 0;
+        });
+      }
       row.timing = measure(
           runtime, reps, [&] { problem.clear_result(); },
           [&] {
@@ -439,7 +472,8 @@ void run_beatd(std::uint32_t workers, const Options& opt, const cpu_set_t& start
 
   Timing in_process;
   {
-    std::unique_ptr<fj::Runtime> runtime = fj::make_beat_runtime(workers, opt.beat_heartbeat_us);
+    std::unique_ptr<fj::Runtime> runtime =
+        fj::make_beat_runtime(workers, opt.beat_heartbeat_us, opt.beat_inline_forks);
     const Case c{"fib", std::to_string(n), runtime->name(), runtime->impl(), workers};
     in_process = measure(
         *runtime, reps, [] {}, [&] { return runtime->fib(n); },
@@ -456,13 +490,17 @@ void run_beatd(std::uint32_t workers, const Options& opt, const cpu_set_t& start
       opt.beat_heartbeat_us != 0 ? opt.beat_heartbeat_us : defaults.heartbeat_us;
   settings.idle_spin_us = defaults.idle_spin_us;
   settings.pin = defaults.pin;
+  settings.inline_forks = opt.beat_inline_forks;
   settings.cpus = startup_cpus;
   fj::BeatdPeer peer(opt.beatd_path, settings);
 
   Row row{Case{"fib", std::to_string(n), "beatd", "client", workers}, Timing{}, reps, std::nullopt,
           ",\"heartbeat_us\":" + std::to_string(settings.heartbeat_us) +
               ",\"idle_spin_us\":" + std::to_string(settings.idle_spin_us) +
-              ",\"pin\":" + (settings.pin ? "true" : "false")};
+              ",\"pin\":" + (settings.pin ? "true" : "false") +
+              ",\"inline_forks\":" + (settings.inline_forks ? "true" : "false")};
+  // The client's task is one more task than the kernel's forks.
+  row.tasks_per_run = 1 + count_tasks([n](auto& ex) { return wl::fib(ex, n); });
   row.timing = measure_with(
       [&peer] { return std::optional<fj::StealCounters>(peer.steal_counters()); }, peer.pid(), reps,
       [] {}, [&] { return peer.fib(n); },
@@ -490,7 +528,8 @@ std::unique_ptr<fj::Runtime> make_runtime(const std::string& name, std::uint32_t
   if (name == "serial") return fj::make_serial_runtime();
   if (name == "tbb") return fj::make_tbb_runtime(workers, opt.tbb_join);
   if (name == "omp") return fj::make_omp_runtime(workers, opt.omp_tasks);
-  if (name == "beat") return fj::make_beat_runtime(workers, opt.beat_heartbeat_us);
+  if (name == "beat")
+    return fj::make_beat_runtime(workers, opt.beat_heartbeat_us, opt.beat_inline_forks);
   throw std::invalid_argument("unknown runtime '" + name + "'");  // the CLI checks names
 }
 
@@ -543,6 +582,10 @@ int main(int argc, char** argv) {
   app.add_option("--beat-heartbeat-us", opt.beat_heartbeat_us,
                  "Beat's heartbeat period in us (0: the scheduler's default), in this process "
                  "and in beatd");
+  app.add_option("--beat-inline-forks", opt.beat_inline_forks,
+                 "Beat's scheduler.inline_forks (true: deep forks run as inline subtrees), in "
+                 "this process and in beatd")
+      ->capture_default_str();
   app.add_option("--beatd", opt.beatd_path, "the beatd binary of the beatd runtime")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);

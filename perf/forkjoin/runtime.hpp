@@ -153,9 +153,10 @@ std::unique_ptr<Runtime> make_tbb_runtime(std::uint32_t workers, TbbJoin join);
 enum class OmpTasks { kTied, kUntied };
 std::unique_ptr<Runtime> make_omp_runtime(std::uint32_t workers, OmpTasks tasks);
 
-// Beat's scheduler with SchedulerOptions defaults except `workers` and, when
-// non-zero, `heartbeat_us`. Throws std::runtime_error when the scheduler
-// cannot start.
-std::unique_ptr<Runtime> make_beat_runtime(std::uint32_t workers, std::uint32_t heartbeat_us);
+// Beat's scheduler with SchedulerOptions defaults except `workers`,
+// `inline_forks` and, when non-zero, `heartbeat_us`. Throws
+// std::runtime_error when the scheduler cannot start.
+std::unique_ptr<Runtime> make_beat_runtime(std::uint32_t workers, std::uint32_t heartbeat_us,
+                                           bool inline_forks);
 
 }  // namespace beat::perf::forkjoin
