@@ -601,8 +601,11 @@ inline void Worker::join(Ctx& ctx, A&& a, B&& b) {
   join_frame(ctx, a, b);
 }
 
+// Out of line: entered once per subtree, and inlining it (the subtree's
+// first levels with it) into every join that records a frame made that
+// path, and fib(35) on one worker, slower (perf/RESULTS.md).
 template <class Ctx, class F>
-inline void Worker::run_inline(Ctx& ctx, F&& f) {
+[[gnu::noinline]] void Worker::run_inline(Ctx& ctx, F&& f) {
   const std::int64_t start = now_ns();
   if (polling_left_ == 0) [[likely]] {
     typename Ctx::template Inline<false> in(ctx);
