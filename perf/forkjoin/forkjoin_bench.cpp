@@ -148,11 +148,14 @@
 #include "perf/forkjoin/beatd_peer.hpp"
 #include "perf/forkjoin/counting_executor.hpp"
 #include "perf/forkjoin/cpu_clock.hpp"
+#include "perf/forkjoin/median.hpp"
 #include "perf/forkjoin/runtime.hpp"
+#include "perf/forkjoin/workload_sizes.hpp"
 
 namespace {
 
 namespace fj = beat::perf::forkjoin;
+using fj::median;
 namespace wl = beat::workloads;
 using Clock = std::chrono::steady_clock;
 using fj::CpuClock;
@@ -183,17 +186,12 @@ std::string name_of(const std::map<std::string, Enum>& names, Enum value) {
 // idle (spun out, parked) before the next is timed.
 constexpr std::chrono::milliseconds kSettle{100};
 
-struct Sizes {
-  unsigned fib;
-  unsigned nqueens;
-  wl::UtsTree uts;
-  std::uint64_t skynet;
-  std::uint64_t matmul;
+struct Sizes : fj::WorkloadSizes {
   unsigned reps;
 };
 
-constexpr Sizes kFullSizes{35, 12, wl::UtsTree::kT1, 1'000'000, 1024, 5};
-constexpr Sizes kQuickSizes{30, 10, wl::UtsTree::kT1, 100'000, 256, 3};
+constexpr Sizes kFullSizes{fj::kFullWorkloads, 5};
+constexpr Sizes kQuickSizes{fj::kQuickWorkloads, 3};
 
 struct Options {
   Sizes sizes = kFullSizes;
@@ -250,12 +248,6 @@ struct Timing {
   std::optional<fj::StealCounters> delta;  // over the measured runs (beat)
   std::optional<double> others_cpus;       // see CpuClock
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t mid = v.size() / 2;
-  return v.size() % 2 == 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
 
 // One warm-up run and `reps` measured runs of `run` (which returns the
 // workload's result), each preceded by `prepare` (untimed) and followed by

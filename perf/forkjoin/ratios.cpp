@@ -71,32 +71,24 @@
 #include "kernels/workloads/nqueens.hpp"
 #include "kernels/workloads/skynet.hpp"
 #include "kernels/workloads/uts.hpp"
+#include "perf/forkjoin/median.hpp"
 #include "perf/forkjoin/runtime.hpp"
+#include "perf/forkjoin/workload_sizes.hpp"
 
 namespace {
 
 namespace fj = beat::perf::forkjoin;
+using fj::median;
 namespace wl = beat::workloads;
 using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kWorkloads = {"fib", "nqueens", "uts", "skynet", "matmul"};
 
-struct Sizes {
-  unsigned fib;
-  unsigned nqueens;
-  wl::UtsTree uts;
-  std::uint64_t skynet;
-  std::uint64_t matmul;
+struct Sizes : fj::WorkloadSizes {
   unsigned rounds;
 };
-constexpr Sizes kFullSizes{35, 12, wl::UtsTree::kT1, 1'000'000, 1024, 11};
-constexpr Sizes kQuickSizes{30, 10, wl::UtsTree::kT1, 100'000, 256, 5};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t mid = v.size() / 2;
-  return v.size() % 2 == 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
+constexpr Sizes kFullSizes{fj::kFullWorkloads, 11};
+constexpr Sizes kQuickSizes{fj::kQuickWorkloads, 5};
 
 // One configuration: what to do before a run (untimed), the run (timed),
 // and the check of its result (untimed; false: wrong). `cpu`: the CPU the

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -395,6 +396,11 @@ class EditedConfig {
   EditedConfig(const EditedConfig&) = delete;
   EditedConfig& operator=(const EditedConfig&) = delete;
   const std::string& path() const { return path_; }
+  // A 2-worker beatd that reads this file.
+  std::unique_ptr<DaemonProcess> start_daemon() const {
+    return DaemonProcess::start(
+        {.workers = 2, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = path_});
+  }
 
  private:
   std::string dir_;
@@ -404,11 +410,7 @@ class EditedConfig {
 TEST(ForkJoinKernels, TwoWorkersStealAndStatsCountEveryJoin) {
   test::ScopedWatchdog watchdog("ForkJoinKernels.Steals", 120);
   const EditedConfig config({{"inline_forks = true", "inline_forks = false"}});
-  auto d = DaemonProcess::start({.workers = 2,
-                                 .metrics_address = "",
-                                 .extra_args = {},
-                                 .cpus = {},
-                                 .config_path = config.path()});
+  auto d = config.start_daemon();
   ASSERT_NE(d, nullptr);
   auto client = Client::connect({.socket_path = d->socket_path(), .name = "steals"});
   ASSERT_TRUE(client) << client.status().message();
@@ -431,11 +433,7 @@ TEST(ForkJoinKernels, TwoWorkersStealWithInlineSubtrees) {
 TEST(ForkJoinKernels, RandomStealPolicyFromConfigStealsAndStaysCorrect) {
   test::ScopedWatchdog watchdog("ForkJoinKernels.RandomPolicy", 120);
   const EditedConfig config({{"steal_policy = \"topology\"", "steal_policy = \"random\""}});
-  auto d = DaemonProcess::start({.workers = 2,
-                                 .metrics_address = "",
-                                 .extra_args = {},
-                                 .cpus = {},
-                                 .config_path = config.path()});
+  auto d = config.start_daemon();
   ASSERT_NE(d, nullptr);
   auto client = Client::connect({.socket_path = d->socket_path(), .name = "random"});
   ASSERT_TRUE(client) << client.status().message();

@@ -16,6 +16,7 @@
 #include "kernels/kernel.hpp"
 #include "kernels/kernel_registry.hpp"
 #include "kernels/workloads/fork_join.hpp"
+#include "tests/support/scheduler_setup.hpp"
 #include "tests/support/watchdog.hpp"
 
 namespace beat {
@@ -29,11 +30,7 @@ static_assert(!std::is_convertible_v<TaskContext::Inline<false>&, TaskContext&>)
 
 constexpr std::uint32_t kClient = 42;
 
-Topology machine() {
-  auto t = Topology::load();
-  EXPECT_TRUE(t) << t.status().message();
-  return std::move(*t);
-}
+Topology machine() { return test::machine_topology(); }
 
 // A binary tree of joins `depth` deep whose leaves check the accessors of
 // whatever context they got and count themselves; `contexts` counts the
@@ -66,10 +63,7 @@ struct Probe {
 TEST(TaskContext, InlineClonesAnswerForTheTaskDeepInAForkTree) {
   test::ScopedWatchdog watchdog("TaskContext.InlineClones", 60);
   const Topology topo = machine();
-  sched::SchedulerOptions o;
-  o.workers = 2;
-  o.pin = false;
-  sched::Scheduler s(o, topo);
+  sched::Scheduler s(test::unpinned_options(2), topo);
   ASSERT_TRUE(s.start());
   std::array<std::byte, 64> arena{};
   const std::atomic<bool> stop{false};
@@ -92,10 +86,7 @@ TEST(TaskContext, InlineClonesAnswerForTheTaskDeepInAForkTree) {
 TEST(TaskContext, CallablesTakingTaskContextAlwaysGetOne) {
   test::ScopedWatchdog watchdog("TaskContext.Concrete", 60);
   const Topology topo = machine();
-  sched::SchedulerOptions o;
-  o.workers = 2;
-  o.pin = false;
-  sched::Scheduler s(o, topo);
+  sched::Scheduler s(test::unpinned_options(2), topo);
   ASSERT_TRUE(s.start());
   struct Concrete {
     static std::uint64_t tree(TaskContext& c, unsigned depth) {
@@ -132,9 +123,7 @@ TEST(TaskContext, ForkJoinKernelsGiveTheirKnownAnswersThroughTheScheduler) {
                         {"skynet", 100'000, 4'999'950'000},
                         {"uts", 1, 4'130'071}};
   for (const bool inline_forks : {true, false}) {
-    sched::SchedulerOptions o;
-    o.workers = 2;
-    o.pin = false;
+    sched::SchedulerOptions o = test::unpinned_options(2);
     o.inline_forks = inline_forks;
     sched::Scheduler s(o, topo);
     ASSERT_TRUE(s.start());

@@ -20,22 +20,16 @@
 #include "daemon/scheduler/scheduler.hpp"
 #include "kernels/workloads/fib.hpp"
 #include "kernels/workloads/skynet.hpp"
+#include "tests/support/scheduler_setup.hpp"
 #include "tests/support/watchdog.hpp"
 
 namespace beat::sched {
 namespace {
 
-Topology machine() {
-  auto t = Topology::load();
-  EXPECT_TRUE(t) << t.status().message();
-  return std::move(*t);
-}
+Topology machine() { return test::machine_topology(); }
 
 SchedulerOptions options(std::uint32_t workers, bool inline_forks, std::uint32_t heartbeat_us) {
-  SchedulerOptions o;
-  o.workers = workers;
-  o.pin = false;
-  o.heartbeat_us = heartbeat_us;
+  SchedulerOptions o = test::unpinned_options(workers, 100, heartbeat_us);
   o.inline_forks = inline_forks;
   return o;
 }

@@ -14,25 +14,17 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/scheduler_setup.hpp"
 #include "tests/support/watchdog.hpp"
 
 namespace beat::sched {
 namespace {
 
-Topology machine() {
-  auto t = Topology::load();
-  EXPECT_TRUE(t) << t.status().message();
-  return std::move(*t);
-}
+Topology machine() { return test::machine_topology(); }
 
 SchedulerOptions options(std::uint32_t workers, std::uint32_t idle_spin_us = 100,
                          std::uint32_t heartbeat_us = 100) {
-  SchedulerOptions o;
-  o.workers = workers;
-  o.pin = false;
-  o.idle_spin_us = idle_spin_us;
-  o.heartbeat_us = heartbeat_us;
-  return o;
+  return test::unpinned_options(workers, idle_spin_us, heartbeat_us);
 }
 
 std::uint64_t fib(Worker& w, unsigned n) {
