@@ -519,8 +519,9 @@ void ControlServer::finish_shutdown() {
 
 namespace {
 // Successful steals per spawned task (forks, parallel_for iterations and
-// client tasks all count as spawns, except the forks inside inline subtrees,
-// which no thief could take): how much of the work moved.
+// client tasks all count as spawns, except the forks inside inline subtrees
+// that ran as plain calls, which no thief could take): how much of the work
+// moved.
 double steal_rate(std::uint64_t steals, std::uint64_t spawns) {
   return spawns == 0 ? 0.0 : static_cast<double>(steals) / static_cast<double>(spawns);
 }

@@ -52,12 +52,12 @@ std::vector<prometheus::MetricFamily> PoolMetrics::Collect() const {
   auto parks = family("beat_worker_parks_total", "Times each worker parked.", MetricType::Counter);
   auto spawns = family("beat_spawns_total",
                        "Tasks each worker spawned or ran as loop iterations (forks, parallel_for "
-                       "iterations, client tasks; not the forks inside inline subtrees): the "
-                       "denominator of the steal rate.",
+                       "iterations, client tasks; not the forks inline subtrees ran as plain "
+                       "calls): the denominator of the steal rate.",
                        MetricType::Counter);
   auto inlined = family("beat_inline_subtrees_total",
-                        "Fork-join subtrees each worker ran inline, as plain calls (their forks "
-                        "are not in beat_spawns_total).",
+                        "Fork-join subtrees each worker ran inline, their forks as plain calls "
+                        "(not in beat_spawns_total unless the polling clone counted them).",
                         MetricType::Counter);
   auto attempts = family("beat_steal_attempts_total", "Deques each worker probed for work.",
                          MetricType::Counter);

@@ -328,7 +328,9 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
                                ? ArenaView{v.arena + d.data_offset, d.data_length}
                                : ArenaView{};
     try {
-      const KernelResult r = k.fn(ctx, KernelArgs(d.args, kInlineArgs), data);
+      // A task of its own: its forks do not count the intake loop's depth.
+      const KernelResult r =
+          w.as_task([&] { return k.fn(ctx, KernelArgs(d.args, kInlineArgs), data); });
       st = r.status;
       c.detail = r.detail;
       c.result = r.status == TaskStatus::kOk ? r.value : 0;

@@ -150,7 +150,7 @@ void Scheduler::worker_main(std::uint32_t index) {
     if (source_ != nullptr) source_->on_loop(w);
     Job* job = nullptr;
     bool ran = false;
-    if (source_ != nullptr && w.poll_source()) {  // calls w.begin_work() itself
+    if (source_ != nullptr && source_->poll(w)) {  // calls w.begin_work() itself
       ran = true;
     } else if ((job = take_injected()) != nullptr) {
       w.run_taken(job);

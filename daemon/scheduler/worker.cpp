@@ -86,61 +86,61 @@ void Worker::beat(bool periodic, std::int64_t now) noexcept {
   if (poll_source) this->poll_source();
 }
 
-void Worker::end_inline(std::int64_t start) noexcept {
+void Worker::end_inline(std::int64_t start, std::uint64_t nested_start) noexcept {
   const std::int64_t now = now_ns();
-  const std::int64_t took = now - start;
+  // Jobs and client work run inside the subtree are not its own duration.
+  const std::int64_t took = now - start - static_cast<std::int64_t>(nested_ns_ - nested_start);
   // Relaxed: a tuning knob (set_heartbeat_us).
   const std::int64_t interval = pool_.heartbeat_ns_.load(std::memory_order_relaxed);
   const std::int64_t target = interval / kInlineTargetFraction;
   ++inline_runs_;
-  if (took > kDeafHeartbeats * interval)
-    polling_left_ = kPollingSubtrees;
-  else if (polling_left_ != 0)
-    --polling_left_;
+  if (took > kDeafHeartbeats * interval) polling_until_ns_ = now + kPollingHeartbeats * interval;
   if (took > kInlineLongTargets * target && target > 0) {
-    // log2(took / target) - 1 >= 1 levels deeper.
-    const auto levels =
-        static_cast<std::uint32_t>(std::bit_width(static_cast<std::uint64_t>(took / target))) - 2;
+    // log2(took / target) - 1 >= 1 levels deeper, at most kMaxDeeperStep.
+    const auto levels = std::min(
+        static_cast<std::uint32_t>(std::bit_width(static_cast<std::uint64_t>(took / target))) - 2,
+        kMaxDeeperStep);
     inline_depth_ = std::min(inline_depth_ + levels, kMaxInlineDepth);
     set_task_base(task_base_);
-    window_runs_ = 0;
+    // A new window: the subtrees counted so far were at the old depth.
     window_start_ns_ = now;
-  } else if (now - window_start_ns_ >= interval) {
-    if (window_runs_ > 2 * kInlineTargetFraction) inline_shallower(now, interval);
-    window_runs_ = 0;
-    window_start_ns_ = now;
+    window_runs_ = inline_runs_;
+    window_frames_ = frames_pushed_;
   } else {
-    ++window_runs_;
+    tune_inline_window(now, interval);
   }
   // The forks inside did not tick: this is their heartbeat check (an idle
   // worker's flag, the self-heartbeat for parked ones, the WorkSource).
   beat(true, now);
 }
 
-void Worker::inline_shallower(std::int64_t now, std::int64_t interval) noexcept {
-  if (inline_depth_ <= kMinInlineDepth || now - shallower_ns_ < interval) return;
-  --inline_depth_;
-  set_task_base(task_base_);
-  shallower_ns_ = now;
+void Worker::tune_inline_window(std::int64_t now, std::int64_t interval) noexcept {
+  if (now - window_start_ns_ < interval) return;
+  const bool dense = inline_runs_ - window_runs_ > 2 * kInlineTargetFraction ||
+                     frames_pushed_ - window_frames_ > kMaxFramesPerBeat;
+  if (dense && inline_depth_ > kMinInlineDepth && inline_depth_ != kNoInlineDepth) {
+    --inline_depth_;
+    set_task_base(task_base_);
+  }
+  window_start_ns_ = now;
+  window_runs_ = inline_runs_;
+  window_frames_ = frames_pushed_;
 }
 
 void Worker::beat_from_forks(bool periodic) noexcept {
   std::int64_t now = 0;
   if (periodic) {
     now = now_ns();
-    const std::int64_t interval = pool_.heartbeat_ns_.load(std::memory_order_relaxed);
-    // Not while the polling clone runs: its forks count here too, and they
-    // are dense because subtrees are long, not because frames are.
-    if (now - fork_period_ns_ < interval && polling_left_ == 0 && inline_depth_ != kNoInlineDepth)
-      inline_shallower(now, interval);
-    fork_period_ns_ = now;
+    tune_inline_window(now, pool_.heartbeat_ns_.load(std::memory_order_relaxed));
   }
   beat(periodic, now);
 }
 
 bool Worker::poll_source() {
-  const TaskBaseScope scope(*this);
-  return pool_.source_->poll(*this);
+  const std::int64_t start = now_ns();
+  const bool ran = pool_.source_->poll(*this);
+  if (ran) nested_ns_ += static_cast<std::uint64_t>(now_ns() - start);
+  return ran;
 }
 
 void Worker::promote_oldest() noexcept {
@@ -201,10 +201,12 @@ void Worker::run_taken(Job* job) noexcept {
 
 void Worker::run_job(Job* job) noexcept {
   ++jobs_run_;
+  const std::int64_t start = now_ns();
   {
     const TaskBaseScope scope(*this);
     job->execute(job, *this);
   }
+  nested_ns_ += static_cast<std::uint64_t>(now_ns() - start);
   if (pool_.source_ != nullptr) pool_.source_->publish(*this);
   // Counters too, so a run() caller reading stats() after its root returned
   // sees every spawn and steal of the run (thieves' jobs finish first).

@@ -32,14 +32,16 @@
 // clone, whose join is `a(e); b(e);` and whose parallel_for is a plain
 // loop, so the compiler sees ordinary recursion. Each inline subtree is
 // timed (two clock reads) and serves as the heartbeat check of the forks
-// inside it; the depth is tuned towards subtrees of heartbeat/16, which
-// bounds how late a heartbeat is noticed (see kInlineTargetFraction). A
-// subtree that runs longer than kDeafHeartbeats heartbeats (an unbalanced
-// tree, where depth says little about size) switches the next
-// kPollingSubtrees subtrees to the Inline<true> clone, which counts its
-// forks and checks the heartbeat flag at each, and on a heartbeat records
-// the fork as a frame so that it can be promoted. Callables that take a
-// concrete context type (Worker&, TaskContext&) always go through frames.
+// inside it; the depth is tuned towards subtrees of heartbeat/16 (see
+// kInlineTargetFraction), so that a heartbeat is usually noticed within a
+// fraction of its interval. Nothing bounds the first subtree of a task
+// whose shape the depth misjudges; after a subtree that ran longer than
+// kDeafHeartbeats heartbeats (an unbalanced tree, where depth says little
+// about size), subtrees use the Inline<true> clone for kPollingHeartbeats
+// heartbeats: it counts its forks and checks the heartbeat flag at each,
+// and on a heartbeat records the fork as a frame so that it can be
+// promoted. Callables that take a concrete context type (Worker&,
+// TaskContext&) always go through frames.
 //
 // Thread-safety: a Worker is used by its own thread only, except the
 // members marked "any thread". join/parallel_for must be called on the
@@ -107,8 +109,10 @@ concept InlineCallable = HasInlineClones<Ctx> &&
 // RMW), read by any thread with relaxed loads (a snapshot a little old).
 struct alignas(kCacheLine) WorkerStats {
   std::atomic<std::uint64_t> jobs_run{0};  // roots and stolen jobs
-  std::atomic<std::uint64_t> spawns{0};  // forks + parallel_for iterations, outside inline subtrees
-  std::atomic<std::uint64_t> inline_runs{0};     // inline subtrees run (their forks are uncounted)
+  // forks + parallel_for iterations, except inside inline subtrees (where
+  // only the polling clone counts them)
+  std::atomic<std::uint64_t> spawns{0};
+  std::atomic<std::uint64_t> inline_runs{0};     // inline subtrees run
   std::atomic<std::uint64_t> promotions{0};      // frames made stealable
   std::atomic<std::uint64_t> steal_attempts{0};  // deques probed
   std::atomic<std::uint64_t> steals{0};          // jobs taken from another worker
@@ -198,6 +202,14 @@ class Worker {
     leave_search();
   }
 
+  // Runs f() as a task of its own on this worker: the forks inside count
+  // their depth from here, and it starts at least kJobInlineDepth deep
+  // (see "Inline subtrees"). For a WorkSource whose client tasks are the
+  // iterations of one loop, so that the loop does not use up their depth.
+  // Owner thread; returns what f returns.
+  template <class F>
+  decltype(auto) as_task(F&& f);
+
   // The depth (in halvings below the running task's start, see the
   // overview) from which forks run inline; tuned by the worker (owner
   // thread; tests and benchmarks).
@@ -245,12 +257,9 @@ class Worker {
     if (periodic | heartbeat_.load(std::memory_order_relaxed)) [[unlikely]]
       beat_from_forks(periodic);
   }
-  // tick()'s slow path: with `periodic`, first the fork-density check of
-  // the inline depth (kSelfBeatPeriod forks through frames within one
-  // heartbeat interval: too many, one level shallower), then beat().
+  // tick()'s slow path: with `periodic`, first the depth tuning's window
+  // (a clock read the frame-only path otherwise never makes), then beat().
   void beat_from_forks(bool periodic) noexcept;
-  // One level shallower, at most once per heartbeat interval.
-  void inline_shallower(std::int64_t now, std::int64_t interval) noexcept;
   // At the outermost frame of a task (top_ == 1 after the push): if
   // workers are parked and none is searching, nobody would raise our flag
   // and a coarse loop or join may never reach kSelfBeatPeriod spawns, so
@@ -280,33 +289,39 @@ class Worker {
   // default 100 us):
   //  - deeper at once after a subtree longer than kInlineLongTargets
   //    targets: by log2(duration / target) - 1 levels (a binary fork tree
-  //    halves its subtrees per level), since a long subtree is a heartbeat
-  //    nobody heard;
+  //    halves its subtrees per level), at most kMaxDeeperStep at a time (a
+  //    preempted subtree looks long too), since a long subtree is a
+  //    heartbeat nobody heard. The duration excludes jobs the worker ran
+  //    inside the subtree (nested_ns_: stolen work while a polled fork
+  //    waits, client tasks at a heartbeat);
   //  - one level shallower, at most once per heartbeat interval, after an
   //    interval that saw more than 2 * kInlineTargetFraction subtrees
-  //    (their mean is under half the target), or kSelfBeatPeriod forks
-  //    through frames (over 2.5 per us at the default: a tree shallower
-  //    than the depth, such as nqueens', never reaches a subtree). Judged
-  //    by time, not by count, so the tiny subtrees at the end of every
-  //    computation weigh no more than the time they take.
+  //    (their mean is under half the target) or more than
+  //    kMaxFramesPerBeat frames pushed (a tree shallower than the depth,
+  //    such as nqueens', never reaches a subtree; a flat loop's iterations
+  //    push no frames and do not count). Judged by time, not by count, so
+  //    the tiny subtrees at the end of every computation weigh no more
+  //    than the time they take.
   // A task's outermost fork is always a frame (kMinInlineDepth), so it can
-  // always be shared. Every job (a root from Scheduler::run or a
-  // WorkSource poll, or a stolen one) starts at least kJobInlineDepth
-  // deep: after small tasks, or the tail of a computation, pulled the depth
-  // down, the first subtrees of a big binary fork tree are then about
-  // 1/4096 of it rather than half (fib(35) settles at 10 to 12 here; 8
-  // made the first subtree of a stolen fib(33) 125-370 us long).
+  // always be shared. Every job (a root from Scheduler::run, a stolen one,
+  // or a client task a WorkSource runs through as_task) starts at least
+  // kJobInlineDepth deep: after small tasks, or the tail of a computation,
+  // pulled the depth down, the first subtrees of a big binary fork tree
+  // are then about 1/4096 of it rather than half (fib(35) settles at 10 to
+  // 12 here; 8 made the first subtree of a stolen fib(33) 125-370 us long).
   static constexpr std::uint32_t kJobInlineDepth = 12;
   static constexpr std::uint32_t kInitialInlineDepth = kJobInlineDepth;
   static constexpr std::uint32_t kMinInlineDepth = 1;
   static constexpr std::uint32_t kMaxInlineDepth = 64;
   static constexpr std::int64_t kInlineTargetFraction = 16;
   static constexpr std::int64_t kInlineLongTargets = 4;
+  static constexpr std::uint32_t kMaxDeeperStep = 4;
+  static constexpr std::uint64_t kMaxFramesPerBeat = 256;
   // A subtree longer than this many heartbeats went unnoticed too long
-  // (depth says little about size in an unbalanced tree): the next
-  // kPollingSubtrees subtrees poll at every fork.
+  // (depth says little about size in an unbalanced tree): subtrees that
+  // start in the next kPollingHeartbeats heartbeats poll at every fork.
   static constexpr std::int64_t kDeafHeartbeats = 2;
-  static constexpr std::uint32_t kPollingSubtrees = 64;
+  static constexpr std::int64_t kPollingHeartbeats = 32;
   // inline_depth_ when SchedulerOptions::inline_forks is off: never reached
   // (frames_ has one entry per kMinFrameBytes of stack, far fewer).
   static constexpr std::uint32_t kNoInlineDepth = std::uint32_t{1} << 30;
@@ -318,9 +333,13 @@ class Worker {
   // Runs f(in) with `in` an inline clone of ctx, timed (end_inline).
   template <class Ctx, class F>
   void run_inline(Ctx& ctx, F&& f);
-  // After an inline subtree that began at `start` (now_ns): tunes the depth
-  // and does the heartbeat work its forks skipped.
-  void end_inline(std::int64_t start) noexcept;
+  // After an inline subtree that began at `start` (now_ns), with nested_ns_
+  // at `nested_start` then: tunes the depth and does the heartbeat work its
+  // forks skipped.
+  void end_inline(std::int64_t start, std::uint64_t nested_start) noexcept;
+  // The depth tuning's interval window (see the constants above), at a
+  // clock read `now` already made.
+  void tune_inline_window(std::int64_t now, std::int64_t interval) noexcept;
   // The polling clone's check at each fork: counts the fork, or returns
   // true when a heartbeat is due (kSelfBeatPeriod forks, or the flag): the
   // fork must then go through join_frame/loop, whose tick() counts it and
@@ -361,7 +380,9 @@ class Worker {
   static std::uint32_t loop_levels(std::uint64_t iterations) noexcept {
     return iterations < 4 ? 1 : static_cast<std::uint32_t>(std::bit_width(iterations)) - 1;
   }
-  // WorkSource::poll, as a job of its own (TaskBaseScope).
+  // WorkSource::poll from inside a running task or a wait; the time it
+  // spends running work counts as nested (nested_ns_). (The idle loop
+  // calls the source itself: no subtree is open there.)
   bool poll_source();
 
   // parallel_for's loop over [begin, end) as one splittable frame; also
@@ -372,7 +393,10 @@ class Worker {
   // No capacity check: frames_ holds one entry per kMinFrameBytes of this
   // thread's stack and every frame occupies more than that on the stack,
   // so the thread's stack overflows first (see the constructor).
-  void push_frame(Frame* f) noexcept { frames_[top_++] = f; }
+  void push_frame(Frame* f) noexcept {
+    frames_[top_++] = f;
+    ++frames_pushed_;
+  }
   // Pops an unpromoted join frame: promote_from_ <= its index already
   // (invariant 2), so nothing else changes.
   void pop_unpromoted() noexcept { --top_; }
@@ -420,13 +444,14 @@ class Worker {
   std::uint64_t spawns_ = 0;      // ticks; published to stats_ by publish_counters
   std::uint64_t polls_ = 0;       // poll() calls, for its own self-heartbeat period
   // ---- owner-private, once per inline subtree ----
-  std::uint32_t task_base_ = 0;     // fork_depth_ when the running task began
-  std::uint32_t inline_depth_ = 0;  // set by the constructor
-  std::uint32_t polling_left_ = 0;  // subtrees still to run with the polling clone
-  std::uint32_t window_runs_ = 0;   // subtrees since window_start_ns_
-  std::int64_t window_start_ns_ = 0;
-  std::int64_t fork_period_ns_ = 0;  // when the last kSelfBeatPeriod forks began
-  std::int64_t shallower_ns_ = 0;    // when inline_depth_ last lost a level
+  std::uint32_t task_base_ = 0;        // fork_depth_ when the running task began
+  std::uint32_t inline_depth_ = 0;     // set by the constructor
+  std::int64_t polling_until_ns_ = 0;  // subtrees starting before this use the polling clone
+  std::int64_t window_start_ns_ = 0;   // the depth tuning's window: since when
+  std::uint64_t window_runs_ = 0;      // inline_runs_ at window_start_ns_
+  std::uint64_t window_frames_ = 0;    // frames_pushed_ at window_start_ns_
+  std::uint64_t frames_pushed_ = 0;    // join and loop frames ever pushed
+  std::uint64_t nested_ns_ = 0;        // time in jobs and client work run by this worker
   std::uint64_t inline_runs_ = 0;
   // ---- owner-private, cold ----
   std::uint64_t promotions_ = 0;
@@ -455,7 +480,7 @@ class Worker {
 
 class Worker::TaskBaseScope {
  public:
-  // A job starts at least kJobInlineDepth deep.
+  // A job starts at least kJobInlineDepth deep (unless inlining is off).
   explicit TaskBaseScope(Worker& w) noexcept : w_(w), saved_(w.task_base_) {
     if (w.inline_depth_ < kJobInlineDepth) w.inline_depth_ = kJobInlineDepth;
     w.set_task_base(w.fork_depth_);
@@ -468,6 +493,12 @@ class Worker::TaskBaseScope {
   Worker& w_;
   const std::uint32_t saved_;
 };
+
+template <class F>
+inline decltype(auto) Worker::as_task(F&& f) {
+  const TaskBaseScope scope(*this);
+  return f();
+}
 
 template <class Ctx, class A, class B>
 inline void Worker::join(Ctx& ctx, A&& a, B&& b) {
@@ -486,15 +517,22 @@ inline void Worker::join(Ctx& ctx, A&& a, B&& b) {
 template <class Ctx, class F>
 [[gnu::noinline]] void Worker::run_inline(Ctx& ctx, F&& f) {
   const std::int64_t start = now_ns();
-  if (polling_left_ == 0) [[likely]] {
-    typename Ctx::template Inline<false> in(ctx);
-    f(in);
-  } else {
-    typename Ctx::template Inline<true> in(ctx);
-    f(in);
+  const std::uint64_t nested_start = nested_ns_;
+  try {
+    if (start >= polling_until_ns_) [[likely]] {
+      typename Ctx::template Inline<false> in(ctx);
+      f(in);
+    } else {
+      typename Ctx::template Inline<true> in(ctx);
+      f(in);
+    }
+  } catch (...) {
+    // Counted, not timed: a kernel may catch the exception and go on, but
+    // the heartbeat work of end_inline must not run while it unwinds.
+    ++inline_runs_;
+    throw;
   }
-  // Skipped when f throws: the exception leaves the task anyway.
-  end_inline(start);
+  end_inline(start, nested_start);
 }
 
 template <class Ctx, class A, class B>
@@ -548,10 +586,11 @@ template <class Ctx, class Body>
 inline void Worker::loop(Ctx& ctx, std::uint64_t begin, std::uint64_t end, std::uint64_t grain,
                          Body& body) {
   RangeFrame<Ctx, Body> r(ctx, body, begin, end, grain);
-  const ForkDepthStep step(*this, loop_levels(end - begin));
   push_frame(&r);
   share_if_outermost();
   try {
+    // The bodies' depth; not join_splits', whose parts run loop() again.
+    const ForkDepthStep step(*this, loop_levels(end - begin));
     // r.end is re-read every iteration: a promotion (on this thread, from
     // poll() or a nested fork) may lower it.
     while (r.next < r.end) {

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #include "daemon/scheduler/scheduler.hpp"
 #include "kernels/workloads/fib.hpp"
@@ -183,11 +184,17 @@ TEST(InlineForks, ThePollingCloneCountsEveryForkAndSharesAChain) {
   EXPECT_EQ(s.stats().inline_runs, 0u) << "clones made by hand are not timed subtrees";
 }
 
+// How many throws of throwing_tree happened inside an inline subtree.
+std::atomic<std::uint64_t> g_inline_throws{0};
+
 // A binary tree of joins `depth` deep (node ids as in a heap: the root is
 // 1, the children of k are 2k and 2k + 1) in which node `thrower` throws.
 template <class Ex>
 std::uint64_t throwing_tree(Ex& e, unsigned depth, std::uint64_t id, std::uint64_t thrower) {
-  if (id == thrower) throw std::runtime_error("node " + std::to_string(id));
+  if (id == thrower) {
+    if constexpr (!std::is_same_v<Ex, Worker>) g_inline_throws.fetch_add(1);
+    throw std::runtime_error("node " + std::to_string(id));
+  }
   if (depth == 0) return 1;
   std::uint64_t a = 0, b = 0;
   e.join([&](auto& x) { a = throwing_tree(x, depth - 1, 2 * id, thrower); },
@@ -198,9 +205,11 @@ std::uint64_t throwing_tree(Ex& e, unsigned depth, std::uint64_t id, std::uint64
 TEST(InlineForks, ExceptionsFromInlineSubtreesReachTheCallerAndUnwindTheDepth) {
   test::ScopedWatchdog watchdog("InlineForks.Exceptions", 60);
   const Topology topo = machine();
-  Scheduler s(options(2, true, 10), topo);
+  // A 1 ms heartbeat: subtrees of 62 us count as short, so the depth does
+  // not grow past 18 even under ThreadSanitizer.
+  Scheduler s(options(2, true, 1000), topo);
   ASSERT_TRUE(s.start());
-  const std::uint64_t inline_before = s.stats().inline_runs;
+  g_inline_throws.store(0);
   for (int round = 0; round < 20; ++round) {
     // Node 777 is 9 forks deep, within the depth that records frames (12
     // at a job's start); leaf 2^18 + 777 is 18 deep, inside an inline
@@ -219,7 +228,187 @@ TEST(InlineForks, ExceptionsFromInlineSubtreesReachTheCallerAndUnwindTheDepth) {
     ASSERT_EQ(r, 6'765u) << "round " << round;
   }
   s.stop();
-  EXPECT_GT(s.stats().inline_runs, inline_before);
+  // Leaf 2^18 + 777 threw from an inline clone on its rounds (18 forks
+  // deep; jobs start at 12, and these subtrees never run long enough to
+  // make it deeper).
+  EXPECT_EQ(g_inline_throws.load(), 10u);
+}
+
+// ---- the depth tuning (worker.hpp, "Inline subtrees") ----
+
+// A binary tree of joins `depth` deep whose last leaf spins for `spin`,
+// after calling at_slow_leaf().
+template <class Ex, class F>
+void tree_with_a_slow_leaf(Ex& e, unsigned depth, bool last, std::chrono::microseconds spin,
+                           F& at_slow_leaf) {
+  if (depth == 0) {
+    if (last) {
+      at_slow_leaf();
+      const auto until = std::chrono::steady_clock::now() + spin;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+    return;
+  }
+  e.join([&](auto& x) { tree_with_a_slow_leaf(x, depth - 1, false, spin, at_slow_leaf); },
+         [&](auto& x) { tree_with_a_slow_leaf(x, depth - 1, last, spin, at_slow_leaf); });
+}
+
+TEST(InlineDepth, ALongSubtreeDoesNotTurnInliningOffForGood) {
+  // A 30 ms leaf at the end of an inline subtree makes the worker deeper
+  // (kMaxDeeperStep levels, past the job minimum of 12) and switches it to
+  // the polling clone. fib(n) forks at most n - 2 deep, so at a depth of n
+  // it runs without a single subtree until the frame density brings the
+  // depth back. Regression: the polling mode ended only after 64 more
+  // subtrees, which never came, and it kept the density rule off: no
+  // subtree ever again on that worker.
+  test::ScopedWatchdog watchdog("InlineDepth.Recovers", 60);
+  const Topology topo = machine();
+  Scheduler s(options(1, true, 100), topo);
+  ASSERT_TRUE(s.start());
+  std::uint32_t depth_before_leaf = 0;
+  std::uint32_t depth_after_leaf = 0;
+  s.run([&](Worker& w) {
+    // One worker: the leaf runs on w's thread, inside an inline subtree.
+    auto at_slow_leaf = [&] { depth_before_leaf = w.inline_depth(); };
+    tree_with_a_slow_leaf(w, 16, true, std::chrono::milliseconds(30), at_slow_leaf);
+    depth_after_leaf = w.inline_depth();
+  });
+  ASSERT_GT(depth_after_leaf, depth_before_leaf) << "the long subtree did not deepen the worker";
+  // At least 14: fib(14)'s deepest join is 12 deep, the job minimum. (If
+  // the depth is still at most 12, fib(14) has subtrees at once.)
+  const unsigned n = depth_after_leaf < 14 ? 14 : depth_after_leaf;
+  std::uint64_t r = 0;
+  std::uint64_t runs = 0;
+  bool recovered = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!recovered && std::chrono::steady_clock::now() < deadline) {
+    const std::uint64_t before = s.stats().inline_runs;
+    s.run([&](Worker& w) { r = workloads::fib(w, n); });
+    ASSERT_EQ(r, workloads::fib_reference(n));
+    ++runs;
+    recovered = s.stats().inline_runs > before;
+  }
+  EXPECT_TRUE(recovered) << "fib(" << n << ") never ran an inline subtree again in " << runs
+                         << " runs";
+}
+
+TEST(InlineDepth, AFlatLoopLeavesTheDepthAlone) {
+  // Two million leaf iterations push one frame: they say nothing about how
+  // deep the task's forks should be recorded. Regression: they counted as
+  // forks through frames and took the depth down to 1 within the task.
+  test::ScopedWatchdog watchdog("InlineDepth.FlatLoop", 60);
+  const Topology topo = machine();
+  Scheduler s(options(1, true, 100), topo);
+  ASSERT_TRUE(s.start());
+  const std::uint64_t n = test::stress_size(2'000'000, 200'000);
+  std::uint32_t before = 0, after = 0;
+  std::atomic<std::uint64_t> sum{0};
+  s.run([&](Worker& w) {
+    before = w.inline_depth();
+    w.parallel_for(0, n, 1, [&](Worker&, std::uint64_t i) {
+      sum.fetch_add(i & 1, std::memory_order_relaxed);
+    });
+    after = w.inline_depth();
+  });
+  EXPECT_EQ(sum.load(), n / 2);
+  EXPECT_EQ(after, before);
+}
+
+TEST(InlineDepth, DenseFramesMakeItShallowerWithAWorkSourceToo) {
+  // Forks of a callable that takes Worker& always record frames: fib(27)
+  // pushes ~300,000 of them, far past kMaxFramesPerBeat per heartbeat, so
+  // the depth must come down. Regression: every heartbeat's WorkSource poll
+  // raised it back to the job minimum (12).
+  struct IdleSource final : WorkSource {
+    void on_loop(Worker&) noexcept override {}
+    bool poll(Worker&) override { return false; }
+    int arm_park(Worker&, FutexWaitItem*, int) noexcept override { return 0; }
+    void before_sleep(Worker&) noexcept override {}
+    void after_sleep(Worker&) noexcept override {}
+    void disarm_park(Worker&) noexcept override {}
+    void publish(Worker&) noexcept override {}
+  };
+  test::ScopedWatchdog watchdog("InlineDepth.WorkSource", 60);
+  const Topology topo = machine();
+  IdleSource source;
+  Scheduler s(options(1, true, 100), topo, &source);
+  ASSERT_TRUE(s.start());
+  struct Frames {
+    static std::uint64_t fib(Worker& w, unsigned n) {
+      if (n < 2) return n;
+      std::uint64_t a = 0, b = 0;
+      w.join([&](Worker& x) { a = fib(x, n - 1); }, [&](Worker& x) { b = fib(x, n - 2); });
+      return a + b;
+    }
+  };
+  const unsigned n = test::kUnderThreadSanitizer ? 24 : 27;
+  std::uint32_t depth = 0;
+  std::uint64_t r = 0;
+  s.run([&](Worker& w) {
+    r = Frames::fib(w, n);
+    depth = w.inline_depth();
+  });
+  EXPECT_EQ(r, workloads::fib_reference(n));
+  EXPECT_LT(depth, 12u);
+}
+
+TEST(InlineDepth, ReclaimedPartsOfALoopCountTheirDepthOnce) {
+  // A part of a parallel_for that its owner takes back runs at the loop's
+  // own level, log2(range) below the loop. Regression: it ran inside the
+  // loop's depth step too, up to 56 levels deep for a range of 1024, so a
+  // generic fork in such a body was one deaf inline subtree.
+  test::ScopedWatchdog watchdog("InlineDepth.Reclaimed", 60);
+  const Topology topo = machine();
+  Scheduler s(options(2, true, 5), topo);
+  ASSERT_TRUE(s.start());
+  constexpr std::uint64_t kRange = 1024;  // bodies 10 levels below the loop
+  std::atomic<std::uint32_t> deepest{0};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (s.stats().promotions == 0 && std::chrono::steady_clock::now() < deadline) {
+    s.run([&](Worker& w) {
+      w.parallel_for(0, kRange, 1, [&](Worker& x, std::uint64_t) {
+        const std::uint32_t d = x.fork_depth();
+        std::uint32_t seen = deepest.load(std::memory_order_relaxed);
+        while (d > seen && !deepest.compare_exchange_weak(seen, d, std::memory_order_relaxed)) {
+        }
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(5);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+      });
+    });
+  }
+  s.stop();
+  ASSERT_GT(s.stats().promotions, 0u) << "no part of the loop was ever split off";
+  EXPECT_LE(deepest.load(), 10u);
+}
+
+TEST(InlineDepth, AsTaskGivesAClientTaskItsOwnDepth) {
+  // A WorkSource runs client tasks as the iterations of one loop of up to
+  // 4096: 12 levels, the whole of a job's recorded depth. Inside as_task a
+  // task's first fork is a frame again (its callables get the Worker);
+  // without it, the fork is already an inline subtree.
+  test::ScopedWatchdog watchdog("InlineDepth.AsTask", 60);
+  const Topology topo = machine();
+  Scheduler s(options(1, true, 100), topo);
+  ASSERT_TRUE(s.start());
+  bool as_task_got_worker = false;
+  bool plain_got_worker = true;
+  s.run([&](Worker& w) {
+    w.parallel_for(0, 4096, 1, [&](Worker& x, std::uint64_t i) {
+      if (i == 0) {
+        x.as_task([&] {
+          x.join([&](auto& e) { as_task_got_worker = std::is_same_v<decltype(e), Worker&>; },
+                 [](auto&) {});
+        });
+      } else if (i == 1) {
+        x.join([&](auto& e) { plain_got_worker = std::is_same_v<decltype(e), Worker&>; },
+               [](auto&) {});
+      }
+    });
+  });
+  EXPECT_TRUE(as_task_got_worker);
+  EXPECT_FALSE(plain_got_worker);
 }
 
 }  // namespace
