@@ -296,6 +296,10 @@ void Worker::leave_search() noexcept {
 void Worker::end_work(std::int64_t now) noexcept {
   if (searching_) return;
   searching_ = true;
+  // A new idle period: its first raise need not wait out the interval of
+  // the last one (raise_heartbeat), or every piece of work shorter than a
+  // heartbeat would leave this worker idle for the rest of one.
+  next_raise_ns_ = 0;
   enter_state(WorkerState::kIdle, now);
   pool_.spinners_.fetch_add(1, std::memory_order_seq_cst);
 }
