@@ -31,6 +31,7 @@ static_assert(offsetof(beat_completion, status) == offsetof(beat::Completion, st
 static_assert(offsetof(beat_completion, detail) == offsetof(beat::Completion, detail));
 static_assert(offsetof(beat_completion, result) == offsetof(beat::Completion, result));
 static_assert(BEAT_TASK_USES_DATA == beat::kTaskFlagUsesData);
+static_assert(BEAT_TASK_ORDERED == beat::kTaskFlagOrdered);
 static_assert(BEAT_E_PERMISSION_DENIED == static_cast<int>(beat::ErrorCode::kPermissionDenied));
 static_assert(BEAT_E_RESOURCE_EXHAUSTED == static_cast<int>(beat::ErrorCode::kResourceExhausted));
 static_assert(BEAT_E_SHUTTING_DOWN == static_cast<int>(beat::ErrorCode::kShuttingDown));

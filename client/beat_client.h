@@ -42,6 +42,9 @@ extern "C" {
 
 /* beat_task.flags */
 #define BEAT_TASK_USES_DATA 1u
+/* This client's ordered tasks run one after another and complete in
+ * submission order (kTaskFlagOrdered in shared/protocol.hpp). */
+#define BEAT_TASK_ORDERED 2u
 
 /* beat_completion.status (beat::TaskStatus) */
 #define BEAT_STATUS_OK 0u
@@ -58,11 +61,13 @@ extern "C" {
 typedef struct beat_client beat_client;
 
 /* Layout-identical to beat::TaskDescriptor (64 bytes). Zero-initialize it,
- * then set the fields you use; fingerprint must stay 0. */
+ * then set the fields you use. Leave fingerprint 0 and the library computes
+ * it (shared/fingerprint.hpp); a nonzero value's low 18 bits are a grouping
+ * key of your own (tasks with equal keys batch together more readily). */
 typedef struct beat_task {
   uint64_t tag;
   uint32_t kernel_id;
-  uint32_t flags;       /* 0 or BEAT_TASK_USES_DATA */
+  uint32_t flags;       /* 0, BEAT_TASK_USES_DATA, BEAT_TASK_ORDERED */
   uint64_t data_offset; /* arena offset, with BEAT_TASK_USES_DATA */
   uint64_t data_length;
   uint64_t args[3];

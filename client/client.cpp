@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "shared/doorbell.hpp"
+#include "shared/fingerprint.hpp"
 #include "shared/ring.hpp"
 
 namespace beat {
@@ -331,7 +332,12 @@ Status Client::publish(std::uint32_t start, const std::byte* images, std::uint32
       c.flags = kTaskFlagCancelled;
       std::memcpy(slot, &c, sizeof(c));
     } else {
-      std::memcpy(slot, images + std::size_t{i} * sizeof(TaskDescriptor), sizeof(TaskDescriptor));
+      // Through a local copy: the image may be unaligned (the C API's), and
+      // a fingerprint left 0 is filled in (shared/fingerprint.hpp).
+      TaskDescriptor d;
+      std::memcpy(&d, images + std::size_t{i} * sizeof(TaskDescriptor), sizeof(TaskDescriptor));
+      if (d.fingerprint == 0) d.fingerprint = make_fingerprint(d);
+      std::memcpy(slot, &d, sizeof(d));
     }
   }
   // SYNC POINT WRITE: SQ slots [start, start+count) (ring rule 2); pairs with

@@ -18,7 +18,7 @@
 
 namespace beat {
 
-inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kProtocolVersion = 2;
 
 // "BEATSEG1" little-endian: the first word of every segment.
 inline constexpr std::uint64_t kSegmentMagic = 0x3147455354414542ULL;
@@ -41,12 +41,19 @@ enum TaskFlags : std::uint32_t {
   // The descriptor refers to arena data [data_offset, data_offset+data_length).
   // Without it data_offset/data_length must be zero.
   kTaskFlagUsesData = 1u << 0,
+  // Ordered: this client's ordered tasks start and complete in submission
+  // order, each after the previous one finished, and their completions
+  // appear on the CQ in that order. Unordered tasks are grouped and
+  // reordered freely (daemon/batching/). An ordered task at the head of the
+  // SQ waits for the previous ordered one, and the tasks behind it wait too.
+  kTaskFlagOrdered = 1u << 1,
   // Written by a client thread that reserved slots after the daemon started
   // draining (see SegmentHeader::daemon_state): the slot carries no task and
   // produces no completion. Never set by applications.
   kTaskFlagCancelled = 1u << 31,
 };
-inline constexpr std::uint32_t kKnownTaskFlags = kTaskFlagUsesData | kTaskFlagCancelled;
+inline constexpr std::uint32_t kKnownTaskFlags =
+    kTaskFlagUsesData | kTaskFlagOrdered | kTaskFlagCancelled;
 
 inline constexpr std::size_t kInlineArgs = 3;
 
@@ -57,7 +64,7 @@ struct TaskDescriptor {
   std::uint64_t data_offset;        // byte offset into the client's arena
   std::uint64_t data_length;        // bytes
   std::uint64_t args[kInlineArgs];  // kernel-specific inline arguments
-  std::uint64_t fingerprint;        // reserved for batch formation; ignored by the v1 daemon
+  std::uint64_t fingerprint;        // shared/fingerprint.hpp; 0: the client library fills it
 };
 static_assert(std::is_standard_layout_v<TaskDescriptor>);
 static_assert(std::is_trivially_copyable_v<TaskDescriptor>);

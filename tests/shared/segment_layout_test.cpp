@@ -157,13 +157,15 @@ TEST_F(SegmentHeaderTest, MagicIsBeatseg1InLittleEndian) {
 
 TEST_F(SegmentHeaderTest, CheckNamesEachMismatchedFieldWithBothValues) {
   struct Case {
-    const char* expected_message;
+    std::string expected_message;
     void (*corrupt)(SegmentHeader&);
   };
   const Case cases[] = {
       {"segment header field magic is 1, expected 3550883055403091266",
        [](SegmentHeader& h) { h.magic = 1; }},
-      {"segment header field version is 2, expected 1", [](SegmentHeader& h) { h.version = 2; }},
+      {"segment header field version is " + std::to_string(kProtocolVersion + 1) + ", expected " +
+           std::to_string(kProtocolVersion),
+       [](SegmentHeader& h) { h.version = kProtocolVersion + 1; }},
       {"segment header field header_bytes is 8192, expected 4096",
        [](SegmentHeader& h) { h.header_bytes = 8192; }},
       {"segment header field sq_entries is 32, expected 64",
