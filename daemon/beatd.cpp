@@ -11,10 +11,13 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <string_view>
 
+#include "daemon/batching/similarity.hpp"
 #include "daemon/config.hpp"
 #include "daemon/control_server.hpp"
 #include "daemon/metrics.hpp"
@@ -101,6 +104,16 @@ int main(int argc, char** argv) {
 
   beat::KernelRegistry kernels;
   beat::register_builtin_kernels(kernels);
+
+  // batching.simd, or BEAT_SIMD=scalar from the environment (diagnosis).
+  const char* simd_env = std::getenv("BEAT_SIMD");
+  const bool scalar =
+      !config.simd || (simd_env != nullptr && std::string_view(simd_env) == "scalar");
+  beat::batching::set_simd_path(scalar ? beat::batching::SimdPath::kScalar
+                                       : beat::batching::SimdPath::kAuto);
+  spdlog::info("batching: {} grouping, fingerprints compared with {}",
+               config.grouping == beat::batching::Grouping::kFifo ? "fifo" : "similarity",
+               beat::batching::simd_target_name());
 
   std::random_device rd;
   const std::uint64_t instance =

@@ -91,6 +91,12 @@ class ClientSession {
   // also set the segment's cq_space.needs_wakeup); cleared by the next
   // successful intake. Relaxed: a hint for intake_pass and park.
   std::atomic<bool> cq_stalled_{false};
+  // True while a chunk's batch of ordered tasks (kTaskFlagOrdered) has been
+  // taken and not yet finished: intake takes no further ordered task until
+  // then. Set by the claimer (relaxed: later claimers read it after the
+  // claim's acquire); cleared with release by the worker that ran the
+  // batch, after posting its completions; read with acquire.
+  std::atomic<bool> ordered_inflight_{false};
 
   // ---- completion posting (any worker) ----
   alignas(kCacheLine) std::atomic<std::uint32_t> cq_reserve_{0};

@@ -163,6 +163,15 @@ Status validate_config(const Config& c) {
   BEAT_TRY(range("scheduler.heartbeat_us", c.heartbeat_us, kMinHeartbeatUs, kMaxHeartbeatUs));
   BEAT_TRY(range("scheduler.steal_attempts_per_level", c.steal_attempts_per_level, 0,
                  kMaxStealAttemptsPerLevel));
+  BEAT_TRY(range("batching.threshold", c.batch_threshold, 0, kMaxBatchThreshold));
+  BEAT_TRY(range("batching.min_batch", c.min_batch, 1, batching::kMaxBatchSize));
+  BEAT_TRY(range("batching.max_batch", c.max_batch, 1, batching::kMaxBatchSize));
+  BEAT_TRY(range("batching.max_open", c.max_open_batches, 1, batching::kMaxOpenBatches));
+  if (c.min_batch > c.max_batch)
+    return Status(ErrorCode::kInvalidArgument, "key 'batching.min_batch' is " +
+                                                   std::to_string(c.min_batch) +
+                                                   ": must not exceed 'batching.max_batch' (" +
+                                                   std::to_string(c.max_batch) + ")");
   BEAT_TRY(range("clients.sq_entries_max", c.sq_entries_max, kMinRingEntries, kMaxRingEntries));
   BEAT_TRY(range("clients.cq_entries_max", c.cq_entries_max, kMinRingEntries, kMaxRingEntries));
   BEAT_TRY(range("clients.arena_bytes_max", c.arena_bytes_max, 4096, kMaxArenaBytes));
@@ -189,7 +198,8 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
     return Status(ErrorCode::kInvalidArgument, os.str());
   }
   Config c;
-  BEAT_TRY(check_known(root, "", {"daemon", "workers", "scheduler", "clients", "metrics"}, origin));
+  BEAT_TRY(check_known(
+      root, "", {"daemon", "workers", "scheduler", "batching", "clients", "metrics"}, origin));
   Status err;
   if (const toml::table* t = section_of(root, "daemon", err, origin)) {
     BEAT_TRY(check_known(*t, "daemon",
@@ -230,6 +240,40 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
     BEAT_TRY(read_int(*t, "scheduler", "steal_attempts_per_level", 0, kMaxStealAttemptsPerLevel,
                       c.steal_attempts_per_level, origin));
     BEAT_TRY(read_bool(*t, "scheduler", "inline_forks", c.inline_forks, origin));
+  }
+  BEAT_TRY(err);
+  if (const toml::table* t = section_of(root, "batching", err, origin)) {
+    BEAT_TRY(check_known(*t, "batching",
+                         {"grouping", "simd", "threshold", "min_batch", "max_batch", "max_open"},
+                         origin));
+    std::string grouping = c.grouping == batching::Grouping::kFifo ? "fifo" : "similarity";
+    BEAT_TRY(read_string(*t, "batching", "grouping", grouping, origin));
+    if (grouping == "similarity")
+      c.grouping = batching::Grouping::kSimilarity;
+    else if (grouping == "fifo")
+      c.grouping = batching::Grouping::kFifo;
+    else
+      return Status(ErrorCode::kInvalidArgument, std::string(origin) +
+                                                     ": key 'batching.grouping' is \"" + grouping +
+                                                     "\": must be one of similarity, fifo");
+    std::string simd = c.simd ? "auto" : "scalar";
+    BEAT_TRY(read_string(*t, "batching", "simd", simd, origin));
+    if (simd == "auto")
+      c.simd = true;
+    else if (simd == "scalar")
+      c.simd = false;
+    else
+      return Status(ErrorCode::kInvalidArgument, std::string(origin) +
+                                                     ": key 'batching.simd' is \"" + simd +
+                                                     "\": must be one of auto, scalar");
+    BEAT_TRY(
+        read_int(*t, "batching", "threshold", 0, kMaxBatchThreshold, c.batch_threshold, origin));
+    BEAT_TRY(
+        read_int(*t, "batching", "min_batch", 1, batching::kMaxBatchSize, c.min_batch, origin));
+    BEAT_TRY(
+        read_int(*t, "batching", "max_batch", 1, batching::kMaxBatchSize, c.max_batch, origin));
+    BEAT_TRY(read_int(*t, "batching", "max_open", 1, batching::kMaxOpenBatches, c.max_open_batches,
+                      origin));
   }
   BEAT_TRY(err);
   if (const toml::table* t = section_of(root, "clients", err, origin)) {

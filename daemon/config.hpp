@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/batching/batch_former.hpp"
 #include "daemon/scheduler/steal_policy.hpp"
 #include "shared/status.hpp"
 
@@ -36,6 +37,14 @@ struct Config {
   std::uint32_t steal_attempts_per_level = 2;  // 0 = every victim of a level
   bool inline_forks = true;  // deep forks of generic callables run as inline subtrees
 
+  // [batching]
+  batching::Grouping grouping = batching::Grouping::kSimilarity;
+  bool simd = true;                    // false: "scalar", the portable similarity path
+  std::uint32_t batch_threshold = 24;  // largest fingerprint distance that joins a batch
+  std::uint32_t min_batch = 1;         // adaptive batch size bounds
+  std::uint32_t max_batch = 256;
+  std::uint32_t max_open_batches = 16;  // batches open at once while forming a chunk
+
   // [clients]
   std::uint32_t sq_entries_max = 65536;
   std::uint32_t cq_entries_max = 131072;
@@ -55,6 +64,7 @@ inline constexpr std::uint32_t kMaxIntakeBatch = 4096;
 inline constexpr std::uint32_t kMinHeartbeatUs = 1;
 inline constexpr std::uint32_t kMaxHeartbeatUs = 1'000'000;
 inline constexpr std::uint32_t kMaxStealAttemptsPerLevel = 1024;
+inline constexpr std::uint32_t kMaxBatchThreshold = 0xFFFF;
 
 // Parses TOML text; `origin` names the file in error messages.
 Result<Config> parse_config(std::string_view toml_text, std::string_view origin);

@@ -7,10 +7,12 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <array>
 #include <csignal>
 #include <cstring>
 #include <sstream>
 
+#include "daemon/batching/similarity.hpp"
 #include "shared/control_message.hpp"
 #include "shared/json_text.hpp"
 
@@ -527,6 +529,48 @@ double steal_rate(std::uint64_t steals, std::uint64_t spawns) {
 }
 }  // namespace
 
+std::string ControlServer::batching_json() const {
+  std::uint64_t batches = 0, grouped = 0, alone = 0, corrected = 0;
+  std::array<std::uint64_t, kBatchSizeBuckets.size()> sizes{};
+  std::array<std::uint64_t, kFormationNsBuckets.size()> formation{};
+  for (std::uint32_t i = 0; i < pool_.worker_count(); ++i) {
+    const WorkerCounters& k = pool_.counters(i);
+    batches += k.batches.load(std::memory_order_relaxed);
+    grouped += k.tasks_grouped.load(std::memory_order_relaxed);
+    alone += k.tasks_alone.load(std::memory_order_relaxed);
+    corrected += k.fingerprints_corrected.load(std::memory_order_relaxed);
+    for (std::size_t b = 0; b < sizes.size(); ++b)
+      sizes[b] += k.batch_sizes[b].load(std::memory_order_relaxed);
+    for (std::size_t b = 0; b < formation.size(); ++b)
+      formation[b] += k.formation_ns[b].load(std::memory_order_relaxed);
+  }
+  std::ostringstream os;
+  os << "{\"grouping\":\""
+     << (config_.grouping == batching::Grouping::kFifo ? "fifo" : "similarity")
+     << "\",\"simd\":" << json_quote(batching::simd_target_name()) << ",\"batches\":" << batches
+     << ",\"tasks_grouped\":" << grouped << ",\"tasks_alone\":" << alone
+     << ",\"fingerprints_corrected\":" << corrected << ",\"batch_size\":{";
+  // Bucket names: the range of sizes each counts ("1", "2-5", ...).
+  for (std::size_t b = 0; b < sizes.size(); ++b) {
+    const std::uint32_t lo = b == 0 ? 1 : kBatchSizeBuckets[b - 1] + 1;
+    os << (b ? "," : "") << "\"" << lo;
+    if (kBatchSizeBuckets[b] != lo) os << "-" << kBatchSizeBuckets[b];
+    os << "\":" << sizes[b];
+  }
+  // Formation time of sampled chunks, by upper bound in ns ("le_250", ...).
+  os << "},\"formation_ns\":{";
+  for (std::size_t b = 0; b < formation.size(); ++b) {
+    os << (b ? "," : "") << "\"";
+    if (b + 1 == formation.size())
+      os << "gt_" << kFormationNsBuckets[b - 1];
+    else
+      os << "le_" << kFormationNsBuckets[b];
+    os << "\":" << formation[b];
+  }
+  os << "}}";
+  return os.str();
+}
+
 std::string ControlServer::stats_json() const {
   std::ostringstream os;
   const double uptime =
@@ -602,7 +646,7 @@ std::string ControlServer::stats_json() const {
      << ",\"steal_attempts\":" << total_attempts << ",\"steals\":" << total_steals
      << ",\"steal_rate\":" << steal_rate(total_steals, total_spawns) << ",\"steal_policy\":\""
      << sched.policy().name() << "\""
-     << ",\"kernels\":" << kernels_.size() << "}";
+     << ",\"kernels\":" << kernels_.size() << ",\"batching\":" << batching_json() << "}";
   return os.str();
 }
 

@@ -48,6 +48,8 @@ class ControlServer {
   void begin_shutdown(const char* why);
   // The STATS document.
   std::string stats_json() const;
+  // STATS' "batching" object: the workers' batch formation counters summed.
+  std::string batching_json() const;
   // Address the metrics exposer reports in STATS ("" when disabled).
   void set_metrics_endpoint(std::string endpoint) { metrics_endpoint_ = std::move(endpoint); }
 

@@ -2,11 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <thread>
 
 #include "shared/doorbell.hpp"
+#include "shared/fingerprint.hpp"
 #include "shared/ring.hpp"
 
 namespace beat {
@@ -57,6 +59,16 @@ bool has_submissions(const ClientSession& s) noexcept {
   const std::uint32_t head = s.sq_head_mirror_.load(std::memory_order_relaxed);
   const std::uint32_t tail = s.view().header->sq.tail.value.load(std::memory_order_relaxed);
   if (tail == head) return false;
+  if (s.ordered_inflight_.load(std::memory_order_relaxed)) {
+    // An ordered task at the head waits for the batch in flight, and so
+    // does everything behind it: nothing to take (the worker that finishes
+    // that batch polls again). A peek at untrusted memory; a wrong answer
+    // costs a spin or a park, and intake reads the copy it validates.
+    TaskDescriptor& slot = s.view().sq_slots[head & (s.view().layout.sq_entries - 1)];
+    if ((std::atomic_ref<std::uint32_t>(slot.flags).load(std::memory_order_relaxed) &
+         kTaskFlagOrdered) != 0)
+      return false;
+  }
   if (s.draining_.load(std::memory_order_acquire))
     return static_cast<std::int32_t>(s.drain_until_.load(std::memory_order_relaxed) - head) > 0;
   return true;
@@ -81,9 +93,16 @@ struct alignas(kCacheLine) WorkerPool::Local {
   bool ready = false;
   std::uint32_t cursor = 0;            // round-robin position in the client table
   std::uint64_t announced = kOffline;  // last epoch stored in quiescent_[index]
-  // The chunks this worker is running, one per intake nesting level.
+  // The chunks this worker is running, one per intake nesting level, with
+  // their tasks' fingerprints and ordered flags and the former that groups
+  // them into batches (each level's batches are in use until its
+  // parallel_for returns).
   std::vector<TaskDescriptor> chunks[kMaxIntakeDepth];
-  std::uint32_t depth = 0;  // intake levels in progress
+  std::vector<FingerprintFields> fingerprints[kMaxIntakeDepth];
+  std::vector<std::uint8_t> ordered[kMaxIntakeDepth];
+  std::unique_ptr<batching::BatchFormer> formers[kMaxIntakeDepth];
+  std::uint64_t chunks_taken = 0;  // for sampling the formation time
+  std::uint32_t depth = 0;         // intake levels in progress
   // Completions this worker produced and has not posted yet, all for one
   // session (a task of another session flushes them first).
   ClientSession* pending_session = nullptr;
@@ -129,7 +148,15 @@ WorkerPool::Local& WorkerPool::local(const sched::Worker& w) noexcept {
   Local& l = locals_[w.index()];
   if (!l.ready) [[unlikely]] {
     // Allocation: once per worker, on its own thread.
-    for (auto& c : l.chunks) c.resize(config_.intake_batch);
+    for (std::uint32_t level = 0; level < kMaxIntakeDepth; ++level) {
+      l.chunks[level].resize(config_.intake_batch);
+      l.fingerprints[level].resize(config_.intake_batch);
+      l.ordered[level].resize(config_.intake_batch);
+      l.formers[level] = std::make_unique<batching::BatchFormer>(
+          batching::BatchFormerOptions{config_.grouping, config_.batch_threshold,
+                                       config_.max_open_batches},
+          config_.intake_batch);
+    }
     l.pending.reserve(kCompletionFlushEvery);
     l.ready = true;
   }
@@ -272,13 +299,32 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
     s.cq_stalled_.store(false, std::memory_order_relaxed);
     h.cq_space.needs_wakeup.store(0, std::memory_order_relaxed);
   }
-  std::uint32_t owed = 0;
   TaskDescriptor* chunk = buffer.data();
+  std::uint32_t first_ordered = n;
+  std::uint32_t owed = 0;
   for (std::uint32_t i = 0; i < n; ++i) {
     // One copy out of shared memory; only the private copy is used below.
     chunk[i] = copy_entry(v.sq_slots, sq_entries - 1, head + i);
-    if ((chunk[i].flags & kTaskFlagCancelled) == 0) ++owed;
+    if ((chunk[i].flags & kTaskFlagOrdered) != 0 && first_ordered == n) first_ordered = i;
+    owed += (chunk[i].flags & kTaskFlagCancelled) == 0 ? 1 : 0;
   }
+  // Ordered tasks run one batch at a time per session: while the last one
+  // is in flight, take nothing from the first ordered task on (it and
+  // everything behind it wait in the SQ). SYNC POINT READ: acquire pairs
+  // with the release that clears the flag after that batch's completions
+  // were posted, so ours are reserved after them on the CQ.
+  const bool held_back = first_ordered < n && s.ordered_inflight_.load(std::memory_order_acquire);
+  if (held_back) {
+    n = first_ordered;
+    owed = 0;
+    for (std::uint32_t i = 0; i < n; ++i)
+      owed += (chunk[i].flags & kTaskFlagCancelled) == 0 ? 1 : 0;
+  }
+  if (n == 0) {
+    s.intake_claim_.store(false, std::memory_order_release);
+    return false;
+  }
+  if (first_ordered < n) s.ordered_inflight_.store(true, std::memory_order_relaxed);  // under claim
   s.sq_head_ = head + n;
   s.cq_taken_ += owed;
   // Relaxed: published by the release on sq_head_mirror_ below.
@@ -291,20 +337,79 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
   // reuse them (ring rule 3).
   h.sq.head.value.store(head + n, std::memory_order_release);
   s.intake_claim_.store(false, std::memory_order_release);
-  bump(counters_[w.index()].intake_chunks);
+  WorkerCounters& counters = counters_[w.index()];
+  bump(counters.intake_chunks);
   w.begin_work();
 
   ring_doorbell(h.sq_space, INT_MAX);  // submitters waiting for room
-  // More submitted than we took: a parked worker can take the next chunk.
-  if (avail > n) scheduler_.wake_if_unattended();
+  // More submitted than we took: a parked worker can take the next chunk
+  // (not when an ordered task holds the rest back).
+  if (avail > n && !held_back) scheduler_.wake_if_unattended();
 
-  // The chunk is one splittable range: on a heartbeat an idle worker takes
-  // its upper half, and kernels may fork below it. The chunk buffer is ours
-  // and stays put until every stolen part is done.
-  w.parallel_for(
-      0, n, 1, [this, &s, chunk](sched::Worker& x, std::uint64_t i) { run_task(x, s, chunk[i]); });
+  // Batches (daemon/batching/): similar tasks together, about n / (1 + idle
+  // workers) each, so idle workers get some at once and a busy daemon runs
+  // few large ones. Everything below is this worker's own memory: no lock,
+  // no atomic but the counters' single-writer stores.
+  const std::uint32_t level = l.depth - 1;
+  const bool timed = l.chunks_taken++ % kFormationSampleEvery == 0;
+  const std::int64_t formed_from = timed ? sched::now_ns() : 0;
+  std::uint64_t corrected = 0;
+  FingerprintFields* fps = l.fingerprints[level].data();
+  std::uint8_t* ordered = l.ordered[level].data();
+  for (std::uint32_t i = 0; i < n; ++i) {
+    bool fixed = false;
+    fps[i] = daemon_fingerprint(chunk[i], fixed);
+    corrected += fixed ? 1 : 0;
+    ordered[i] = (chunk[i].flags & kTaskFlagOrdered) != 0 ? 1 : 0;
+  }
+  const std::uint32_t idle = scheduler_.idle_workers();
+  const std::uint32_t target = std::clamp(n / (1 + idle), config_.min_batch, config_.max_batch);
+  batching::BatchFormer& former = *l.formers[level];
+  const std::span<batching::Batch* const> batches = former.form({fps, n}, {ordered, n}, target);
+  if (timed) record_formation(counters, sched::now_ns() - formed_from);
+  record_batches(counters, batches, corrected);
+
+  // The batches are the units of one splittable range: on a heartbeat an
+  // idle worker takes the upper half, and kernels may fork below. The chunk
+  // buffer and the batches are ours and stay put until every stolen part is
+  // done (a thief sees them through the deque's release/acquire).
+  w.parallel_for(0, batches.size(), 1,
+                 [this, &s, chunk, batches](sched::Worker& x, std::uint64_t b) {
+                   const batching::Batch& batch = *batches[b];
+                   for (const std::uint16_t t : batch.span()) run_task(x, s, chunk[t]);
+                   if (batch.ordered) {
+                     publish(x);  // this batch's completions are on the CQ...
+                     // SYNC POINT WRITE: ...before the next ordered batch may be taken;
+                     // pairs with intake's acquire load of the flag.
+                     s.ordered_inflight_.store(false, std::memory_order_release);
+                   }
+                 });
+  former.recycle();
   publish(w);
   return true;
+}
+
+void WorkerPool::record_formation(WorkerCounters& c, std::int64_t ns) noexcept {
+  std::size_t bucket = 0;
+  while (bucket + 1 < kFormationNsBuckets.size() &&
+         static_cast<std::uint64_t>(ns) > kFormationNsBuckets[bucket])
+    ++bucket;
+  bump(c.formation_ns[bucket]);
+}
+
+void WorkerPool::record_batches(WorkerCounters& c, std::span<batching::Batch* const> batches,
+                                std::uint64_t corrected) noexcept {
+  std::uint64_t grouped = 0, alone = 0;
+  for (const batching::Batch* b : batches) {
+    std::size_t bucket = 0;
+    while (bucket + 1 < kBatchSizeBuckets.size() && b->count > kBatchSizeBuckets[bucket]) ++bucket;
+    bump(c.batch_sizes[bucket]);
+    (b->count == 1 ? alone : grouped) += b->count;
+  }
+  bump(c.batches, batches.size());
+  if (grouped != 0) bump(c.tasks_grouped, grouped);
+  if (alone != 0) bump(c.tasks_alone, alone);
+  if (corrected != 0) bump(c.fingerprints_corrected, corrected);
 }
 
 void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d) {

@@ -36,11 +36,14 @@
 // worker threads only.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
+#include "daemon/batching/batch_former.hpp"
 #include "daemon/client_session.hpp"
 #include "daemon/config.hpp"
 #include "daemon/scheduler/scheduler.hpp"
@@ -57,7 +60,24 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<std::uint64_t> tasks_run{0};
   std::atomic<std::uint64_t> tasks_failed{0};
   std::atomic<std::uint64_t> intake_chunks{0};
+  // Batch formation (daemon/batching/): batches run, tasks that shared a
+  // batch with another and tasks alone in theirs, fingerprints the daemon
+  // had to correct (a client's bits disagreed with the descriptor).
+  std::atomic<std::uint64_t> batches{0};
+  std::atomic<std::uint64_t> tasks_grouped{0};
+  std::atomic<std::uint64_t> tasks_alone{0};
+  std::atomic<std::uint64_t> fingerprints_corrected{0};
+  // Histograms: batch sizes (kBatchSizeBuckets), and the time to form one
+  // chunk's batches, every kFormationSampleEvery-th chunk (kFormationNsBuckets).
+  std::array<std::atomic<std::uint64_t>, 6> batch_sizes{};
+  std::array<std::atomic<std::uint64_t>, 8> formation_ns{};
 };
+
+// Upper bounds of the histogram buckets above (the last is open-ended).
+inline constexpr std::array<std::uint32_t, 6> kBatchSizeBuckets = {1, 5, 20, 50, 100, 256};
+inline constexpr std::array<std::uint32_t, 8> kFormationNsBuckets = {250,  500,  1000,  2000,
+                                                                     4000, 8000, 16000, ~0u};
+inline constexpr std::uint64_t kFormationSampleEvery = 8;
 
 class WorkerPool final : public sched::WorkSource {
  public:
@@ -90,6 +110,7 @@ class WorkerPool final : public sched::WorkSource {
   }
   const WorkerCounters& counters(std::uint32_t worker) const noexcept { return counters_[worker]; }
   const sched::Scheduler& scheduler() const noexcept { return scheduler_; }
+  const Config& config() const noexcept { return config_; }
   std::uint32_t parked_workers() const noexcept { return scheduler_.parked_workers(); }
   // Sessions published to the workers. Any thread (metrics scrape).
   std::uint32_t active_clients() const noexcept {
@@ -115,6 +136,9 @@ class WorkerPool final : public sched::WorkSource {
   bool intake_pass(sched::Worker& w);
   bool intake(sched::Worker& w, ClientSession& s);
   void run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d);
+  static void record_formation(WorkerCounters& c, std::int64_t ns) noexcept;
+  static void record_batches(WorkerCounters& c, std::span<batching::Batch* const> batches,
+                             std::uint64_t corrected) noexcept;
   void post(Local& l);
   void announce_online(sched::Worker& w) noexcept;
   void announce_offline(sched::Worker& w) noexcept;

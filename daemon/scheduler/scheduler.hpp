@@ -126,6 +126,11 @@ class Scheduler {
   std::uint32_t parked_workers() const noexcept {
     return sleepers_.load(std::memory_order_relaxed);
   }
+  // Any thread: workers searching for work or parked, a hint for sizing
+  // work (relaxed loads of two counters; may be a moment old).
+  std::uint32_t idle_workers() const noexcept {
+    return spinners_.load(std::memory_order_relaxed) + sleepers_.load(std::memory_order_relaxed);
+  }
 
  private:
   friend class Worker;

@@ -37,6 +37,12 @@ TEST(Config, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(c->steal_policy, sched::StealPolicyKind::kTopology);
   EXPECT_EQ(c->steal_attempts_per_level, 2u);
   EXPECT_TRUE(c->inline_forks);
+  EXPECT_EQ(c->grouping, batching::Grouping::kSimilarity);
+  EXPECT_TRUE(c->simd);
+  EXPECT_EQ(c->batch_threshold, 24u);
+  EXPECT_EQ(c->min_batch, 1u);
+  EXPECT_EQ(c->max_batch, 256u);
+  EXPECT_EQ(c->max_open_batches, 16u);
 }
 
 TEST(Config, EveryKeyIsRead) {
@@ -58,6 +64,13 @@ heartbeat_us = 250
 steal_policy = "random"
 steal_attempts_per_level = 0
 inline_forks = false
+[batching]
+grouping = "fifo"
+simd = "scalar"
+threshold = 40
+min_batch = 2
+max_batch = 100
+max_open = 8
 [clients]
 sq_entries_max = 16
 cq_entries_max = 32
@@ -81,6 +94,12 @@ address = ""
   EXPECT_EQ(c->steal_policy, sched::StealPolicyKind::kRandom);
   EXPECT_EQ(c->steal_attempts_per_level, 0u);
   EXPECT_FALSE(c->inline_forks);
+  EXPECT_EQ(c->grouping, batching::Grouping::kFifo);
+  EXPECT_FALSE(c->simd);
+  EXPECT_EQ(c->batch_threshold, 40u);
+  EXPECT_EQ(c->min_batch, 2u);
+  EXPECT_EQ(c->max_batch, 100u);
+  EXPECT_EQ(c->max_open_batches, 8u);
   EXPECT_EQ(c->sq_entries_max, 16u);
   EXPECT_EQ(c->cq_entries_max, 32u);
   EXPECT_EQ(c->arena_bytes_max, 8192u);
@@ -101,6 +120,30 @@ TEST(Config, ShippedDefaultFileParsesToTheDefaults) {
   EXPECT_EQ(c->steal_policy, d.steal_policy);
   EXPECT_EQ(c->steal_attempts_per_level, d.steal_attempts_per_level);
   EXPECT_EQ(c->inline_forks, d.inline_forks);
+  EXPECT_EQ(c->grouping, d.grouping);
+  EXPECT_EQ(c->simd, d.simd);
+  EXPECT_EQ(c->batch_threshold, d.batch_threshold);
+  EXPECT_EQ(c->min_batch, d.min_batch);
+  EXPECT_EQ(c->max_batch, d.max_batch);
+  EXPECT_EQ(c->max_open_batches, d.max_open_batches);
+}
+
+TEST(Config, BatchingValuesAreCheckedByName) {
+  EXPECT_EQ(error_of("[batching]\ngrouping = \"lifo\"\n"),
+            "test.toml: key 'batching.grouping' is \"lifo\": must be one of similarity, fifo");
+  EXPECT_EQ(error_of("[batching]\nsimd = \"avx\"\n"),
+            "test.toml: key 'batching.simd' is \"avx\": must be one of auto, scalar");
+  EXPECT_EQ(error_of("[batching]\nmax_batch = 257\n"),
+            "test.toml: key 'batching.max_batch' is 257, must be in [1, 256]");
+  EXPECT_EQ(error_of("[batching]\nmin_batch = 0\n"),
+            "test.toml: key 'batching.min_batch' is 0, must be in [1, 256]");
+  EXPECT_EQ(error_of("[batching]\nmax_open = 65\n"),
+            "test.toml: key 'batching.max_open' is 65, must be in [1, 64]");
+  EXPECT_EQ(error_of("[batching]\nthreshold = 70000\n"),
+            "test.toml: key 'batching.threshold' is 70000, must be in [0, 65535]");
+  EXPECT_EQ(error_of("[batching]\nmin_batch = 50\nmax_batch = 20\n"),
+            "test.toml: key 'batching.min_batch' is 50: must not exceed 'batching.max_batch' (20)");
+  EXPECT_EQ(error_of("[batching]\nsize = 3\n"), "test.toml: unknown key 'batching.size'");
 }
 
 TEST(Config, UnknownKeysAreNamedWithTheirSection) {

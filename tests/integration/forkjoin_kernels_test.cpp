@@ -28,13 +28,19 @@
 #include "client/client.hpp"
 #include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
+#include "tests/integration/edited_config.hpp"
+#include "tests/integration/stats_json.hpp"
 #include "tests/support/watchdog.hpp"
 
 namespace beat {
 namespace {
 
 using test::DaemonProcess;
+using test::json_number;
 using test::kUnderThreadSanitizer;
+using test::stats_when;
+using test::sum_over_workers;
+using test::top_level;
 
 // Sizes: ThreadSanitizer slows the daemon ~7x on fib (its inline subtrees
 // touch little memory TSan watches: fib(40) takes 1.6 s on 2 workers, 0.08
@@ -84,65 +90,6 @@ std::int64_t matmul_checksum(std::int64_t n) {
     sum += column * row;
   }
   return sum;
-}
-
-// ---- STATS JSON, read by key (the object is flat enough for that) ----
-
-// The number after `"key":` at or after `from`; nullopt when absent.
-std::optional<double> json_number(const std::string& json, std::string_view key,
-                                  std::size_t from = 0) {
-  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive)
-  // about "\"" + std::string(...).
-  std::string needle(1, '"');
-  needle.append(key).append("\":");
-  const std::size_t at = json.find(needle, from);
-  if (at == std::string::npos) return std::nullopt;
-  std::size_t used = 0;
-  const std::string rest = json.substr(at + needle.size());
-  try {
-    const double v = std::stod(rest, &used);
-    return used == 0 ? std::nullopt : std::optional<double>(v);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-// A top-level counter: the top-level keys follow "clients_connected", after
-// the workers and clients arrays whose objects reuse some of the names.
-std::uint64_t top_level(const std::string& json, std::string_view key) {
-  const std::size_t from = json.find("\"clients_connected\":");
-  const auto v = from == std::string::npos ? std::nullopt : json_number(json, key, from);
-  EXPECT_TRUE(v.has_value()) << "no top-level \"" << key << "\" in " << json;
-  return v ? static_cast<std::uint64_t>(*v) : 0;
-}
-
-// Sum of a per-worker counter over the "workers" array.
-std::uint64_t sum_over_workers(const std::string& json, std::string_view key) {
-  const std::size_t end = json.find("\"clients\":[");
-  std::uint64_t sum = 0;
-  for (std::size_t at = json.find("{\"index\":"); at < end; at = json.find("{\"index\":", at + 1)) {
-    const auto v = json_number(json, key, at);
-    EXPECT_TRUE(v.has_value()) << "worker at " << at << " has no \"" << key << "\"";
-    if (v) sum += static_cast<std::uint64_t>(*v);
-  }
-  return sum;
-}
-
-// STATS, re-read until `done` holds or `timeout` passes: a worker publishes
-// its counters at state changes, which may come a moment after the
-// completion a test reaped (none lagged in practice; this keeps it so).
-std::string stats_when(Client& c, const std::function<bool(const std::string&)>& done,
-                       std::chrono::seconds timeout = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string json;
-  for (;;) {
-    auto stats = c.stats_json();
-    EXPECT_TRUE(stats) << stats.status().message();
-    if (!stats) return json;
-    json = std::move(stats).value();
-    if (done(json) || std::chrono::steady_clock::now() >= deadline) return json;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
 }
 
 // ---- tasks with known answers ----
@@ -362,54 +309,9 @@ std::string run_until_stolen(Client& c, Forks forks) {
   return stats;
 }
 
-// A copy of the repository's config/beatd.toml in a new temporary
-// directory, with each `from` line replaced by its `to`; removed with the
-// object.
-class EditedConfig {
- public:
-  EditedConfig(std::initializer_list<std::pair<std::string, std::string>> edits) {
-    std::ifstream in(BEAT_SOURCE_DIR "/config/beatd.toml");
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string config = text.str();
-    for (const auto& [from, to] : edits) {
-      const std::size_t at = config.find(from);
-      if (at == std::string::npos) {
-        ADD_FAILURE() << "config/beatd.toml no longer has the line " << from;
-        continue;
-      }
-      config.replace(at, from.size(), to);
-    }
-    char dir[] = "/tmp/beat-forkjoin-XXXXXX";
-    if (::mkdtemp(dir) == nullptr) {
-      ADD_FAILURE() << "mkdtemp failed";
-      return;
-    }
-    dir_ = dir;
-    path_ = dir_ + "/beatd.toml";
-    std::ofstream(path_) << config;
-  }
-  ~EditedConfig() {
-    std::error_code ec;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
-  }
-  EditedConfig(const EditedConfig&) = delete;
-  EditedConfig& operator=(const EditedConfig&) = delete;
-  const std::string& path() const { return path_; }
-  // A 2-worker beatd that reads this file.
-  std::unique_ptr<DaemonProcess> start_daemon() const {
-    return DaemonProcess::start(
-        {.workers = 2, .metrics_address = "", .extra_args = {}, .cpus = {}, .config_path = path_});
-  }
-
- private:
-  std::string dir_;
-  std::string path_;
-};
-
 TEST(ForkJoinKernels, TwoWorkersStealAndStatsCountEveryJoin) {
   test::ScopedWatchdog watchdog("ForkJoinKernels.Steals", 120);
-  const EditedConfig config({{"inline_forks = true", "inline_forks = false"}});
+  const test::EditedConfig config({{"inline_forks = true", "inline_forks = false"}});
   auto d = config.start_daemon();
   ASSERT_NE(d, nullptr);
   auto client = Client::connect({.socket_path = d->socket_path(), .name = "steals"});
@@ -432,7 +334,7 @@ TEST(ForkJoinKernels, TwoWorkersStealWithInlineSubtrees) {
 
 TEST(ForkJoinKernels, RandomStealPolicyFromConfigStealsAndStaysCorrect) {
   test::ScopedWatchdog watchdog("ForkJoinKernels.RandomPolicy", 120);
-  const EditedConfig config({{"steal_policy = \"topology\"", "steal_policy = \"random\""}});
+  const test::EditedConfig config({{"steal_policy = \"topology\"", "steal_policy = \"random\""}});
   auto d = config.start_daemon();
   ASSERT_NE(d, nullptr);
   auto client = Client::connect({.socket_path = d->socket_path(), .name = "random"});
