@@ -49,7 +49,7 @@ std::string config_text(const BeatdSettings& s) {
   return "[workers]\nidle_spin_us = " + std::to_string(s.idle_spin_us) +
          "\npin = " + (s.pin ? "true" : "false") +
          "\n[scheduler]\nheartbeat_us = " + std::to_string(s.heartbeat_us) +
-         "\ninline_forks = " + (s.inline_forks ? "true" : "false") + "\n";
+         "\ninline_forks = " + (s.inline_forks ? "true" : "false") + "\n" + s.extra_toml;
 }
 
 // The value of the last member called `key` in STATS' JSON: the top-level
@@ -139,6 +139,7 @@ BeatdPeer::BeatdPeer(const std::string& beatd_path, const BeatdSettings& setting
     ClientOptions options;
     options.socket_path = socket_;
     options.name = "forkjoin-bench";
+    if (settings_.arena_bytes != 0) options.segment.arena_bytes = settings_.arena_bytes;
     Result<std::unique_ptr<Client>> client = Client::connect(options);
     if (!client) throw std::runtime_error("connect: " + client.status().message());
     client_ = std::move(client).value();

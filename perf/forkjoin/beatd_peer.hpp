@@ -36,6 +36,11 @@ struct BeatdSettings {
   std::uint32_t idle_spin_us = 100;
   bool pin = true;
   bool inline_forks = true;  // [scheduler] inline_forks
+  // More TOML sections, appended to the generated config as they are (e.g.
+  // "[batching]\ngrouping = \"fifo\"\n"); empty for none.
+  std::string extra_toml;
+  // The client's arena, bytes (0: the library's default).
+  std::uint64_t arena_bytes = 0;
   // The CPUs the daemon may run on (set before exec). beatd places its
   // workers on the cores of its affinity mask, so it must not inherit
   // whatever mask the benchmark's main thread has when it forks (a runtime
@@ -76,6 +81,9 @@ class BeatdPeer {
   StealCounters steal_counters();
 
   pid_t pid() const noexcept { return pid_; }
+  // The peer's client session, for benchmarks that submit their own tasks.
+  // REQUIRES: no fib() in flight.
+  Client& client() noexcept { return *client_; }
   const BeatdSettings& settings() const noexcept { return settings_; }
 
   // Closes the client session, sends SIGTERM and waits up to kStopTimeout.
