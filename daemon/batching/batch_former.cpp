@@ -27,6 +27,10 @@ std::size_t class_for(std::uint32_t limit) noexcept {
 // before). Both give the same answer (similarity_test.cpp).
 constexpr std::size_t kScalarNearestUpTo = 4;
 
+// The class a similarity batch opens in when its limit is above the
+// smallest class's size (see the header).
+constexpr std::size_t kOpenClass = 1;
+
 // Moves `value` a quarter of the way towards `towards` (integer shifts).
 std::uint32_t ease(std::uint32_t value, std::uint32_t towards) noexcept {
   return towards >= value ? value + ((towards - value) >> 2) : value - ((value - towards) >> 2);
@@ -42,13 +46,14 @@ BatchFormer::BatchFormer(const BatchFormerOptions& options, std::uint32_t max_ch
   if (options.max_open < 1 || options.max_open > kMaxOpenBatches)
     throw std::invalid_argument("batch former: max_open " + std::to_string(options.max_open) +
                                 ", must be in [1, " + std::to_string(kMaxOpenBatches) + "]");
-  // Class k only ever holds batches of more than kBatchSizeClasses[k - 1]
-  // tasks (see the header), so a chunk needs at most max_chunk / (that + 1)
-  // of them, plus the one being filled.
+  // Class k > kOpenClass only ever holds batches of more than
+  // kBatchSizeClasses[k - 1] tasks (see the header), so a chunk needs at
+  // most max_chunk / (that + 1) of them, plus the one being filled; the
+  // classes batches open in may hold one per task.
   for (std::size_t k = 0; k < kBatchSizeClasses.size(); ++k) {
     Pool& pool = pools_[k];
     pool.size = kBatchSizeClasses[k];
-    const std::uint32_t smaller = k == 0 ? 0 : kBatchSizeClasses[k - 1];
+    const std::uint32_t smaller = k <= kOpenClass ? 0 : kBatchSizeClasses[k - 1];
     const std::size_t count = max_chunk / (smaller + 1) + 1;
     pool.storage = std::make_unique<std::uint16_t[]>(count * pool.size);  // zeroed: touched
     pool.templates.resize(count);
@@ -215,11 +220,15 @@ void BatchFormer::form_similar(std::span<const FingerprintFields> fps,
       // updating on every join made forming 100 tasks of 8 kinds 2.4x
       // slower, and at powers of two 1.2x (beat-batching-bench).
       if ((b.count & (b.count - 1)) == 0 && (b.count & 0x5555'5555u) != 0) {
-        FingerprintFields rep = reps_.get(slot);
-        if (rep.size_class != f.size_class || rep.region != f.region) {
-          rep.size_class = ease(rep.size_class, f.size_class);
-          rep.region = ease(rep.region, f.region);
-          reps_.set(slot, rep);
+        // Only a move that changes the row counts as a change: a task a
+        // few pages from the representative moves it by a quarter of
+        // that, which rounds to nothing, and the searches already made
+        // stay good.
+        const FingerprintFields rep = reps_.get(slot);
+        const std::uint32_t size_class = ease(rep.size_class, f.size_class);
+        const std::uint32_t region = ease(rep.region, f.region);
+        if (size_class != rep.size_class || region != rep.region) {
+          reps_.set(slot, {rep.kernel, size_class, region, rep.args});
           ++changes;
         }
       }
@@ -227,7 +236,7 @@ void BatchFormer::form_similar(std::span<const FingerprintFields> fps,
     }
     // Make room: dispatch the batch that has been open longest.
     if (open_.size() == options_.max_open) dispatch_open(oldest_open());
-    Batch* b = take(0, limit);
+    Batch* b = take(limit <= kBatchSizeClasses[0] ? 0 : kOpenClass, limit);
     b->tasks[b->count++] = task;
     ++changes;
     if (b->count == limit) {
@@ -235,7 +244,7 @@ void BatchFormer::form_similar(std::span<const FingerprintFields> fps,
       continue;
     }
     reps_.push_back(f);
-    open_.push_back({b->tasks, b->count, kBatchSizeClasses[0], limit, b});
+    open_.push_back({b->tasks, b->count, kBatchSizeClasses[b->size_class], limit, b});
     opened_at_.push_back(opened_++);
   }
   // The end of the chunk is every open batch's age bound: oldest first.

@@ -28,13 +28,17 @@
 // Size: `form` is given a target size (the intake's adaptive choice between
 // min_batch and max_batch, smaller when workers are idle), every batch's
 // limit. Storage comes from pre-allocated templates in size classes (5,
-// 20, 50, 100, 256): a similarity batch starts in the smallest and moves
-// to the next class when it fills below its limit (a copy of at most 100
-// indices, at most four times per batch); a fifo batch takes the smallest
-// class that holds its limit. A class k template then only ever holds more
-// tasks than class k-1 could, which bounds how many templates a chunk can
-// need; that many are allocated and touched when the former is built and
-// recycled after the chunk has run: forming allocates nothing.
+// 20, 50, 100, 256): a similarity batch starts in the 20s (the 5s when
+// its limit is 5 or less) and moves to the next class when it fills below
+// its limit (a copy of at most 100 indices, at most three times per
+// batch); a fifo batch takes the smallest class that holds its limit. A
+// class k > 1 template then only ever holds more tasks than class k-1
+// could, which bounds how many templates a chunk can need (classes 0 and
+// 1: one per task); that many are allocated and touched when the former
+// is built and recycled after the chunk has run: forming allocates
+// nothing. (Starting in the 5s made a busy chunk's batches grow once
+// each, a copy and a mispredicted branch: 10 % of forming 100 tasks of 8
+// kinds.)
 //
 // Batches live only within one chunk: a worker must not hold a client's
 // tasks past its own quiescent point (worker_pool.hpp, invariant 2), so
