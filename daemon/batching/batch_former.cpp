@@ -166,10 +166,11 @@ void BatchFormer::form_similar(std::span<const FingerprintFields> fps,
   // Software pipelining: task i + 1's search runs against the table as it
   // is before task i is placed, so that the two overlap (a search is a
   // chain of dependent vector steps, and placing a task waits for its
-  // result). When placing task i changes the table (a new batch, a moved
-  // representative, a dispatched batch: `changes` moves), the early answer
-  // is stale and task i + 1 searches again: the answer is always the one
-  // the table gives when the task's turn comes.
+  // result), unless task i opens a batch. When placing task i changes the
+  // table (a new batch, a moved representative, a dispatched batch:
+  // `changes` moves), the early answer is stale and task i + 1 searches
+  // again: the answer is always the one the table gives when the task's
+  // turn comes.
   //
   // Runs of equal fingerprints (a client submitting one kind of task, the
   // common case) search once: the last answer is kept with the `changes`
@@ -198,12 +199,16 @@ void BatchFormer::form_similar(std::span<const FingerprintFields> fps,
     last = f;
     last_near = near;
     last_at = changes;
-    if (i + 1 < fps.size() && ordered[i + 1] == 0 && !(fps[i + 1] == f)) {
+    // A task that opens a batch changes the table for certain: searching
+    // early for the next one would be wasted (a chunk of dissimilar tasks
+    // searched twice per task).
+    const bool joins = near.index != Nearest::kNone && near.distance <= options_.threshold;
+    if (joins && i + 1 < fps.size() && ordered[i + 1] == 0 && !(fps[i + 1] == f)) {
       early = find(fps[i + 1]);
       early_for = i + 1;
       early_at = changes;
     }
-    if (near.index != Nearest::kNone && near.distance <= options_.threshold) {
+    if (joins) {
       const std::size_t slot = near.index;
       OpenBatch& b = open_[slot];
       if (b.count == b.capacity) grow(b);

@@ -8,7 +8,9 @@
 //     intake would pick on a busy daemon (the whole chunk), and recycle.
 //     Timed per chunk with steady_clock (its ~25 ns read included), over
 //     chunks drawn from 64 random ones of `kinds` kinds of task (random_chunk:
-//     8 kinds, a client's typical handful, and 32, more than max_open).
+//     8 kinds, a client's typical handful; 32, more than max_open; 1, one
+//     batch; 4,096, nearly every task a kind of its own and alone: the
+//     worst case, every task searching, opening a batch and evicting one).
 //     Goal (issue #4): p50 < 2 us for 100 tasks.
 //
 //   {"bench":"similarity","path":"simd","target":"AVX3","comparisons_per_second":..}
@@ -274,7 +276,7 @@ int main(int argc, char** argv) {
     };
     if (wanted("formation")) {
       const unsigned rounds = quick ? 2'000 : 20'000;
-      for (const std::uint32_t kinds : {8u, 32u}) {
+      for (const std::uint32_t kinds : {8u, 32u, 1u, 4096u}) {
         for (const std::uint32_t tasks : {100u, 20u, 256u}) {
           bench_formation(batching::Grouping::kSimilarity, tasks, kinds, rounds);
           bench_formation(batching::Grouping::kFifo, tasks, kinds, rounds);
