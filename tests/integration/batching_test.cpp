@@ -92,26 +92,27 @@ TEST(Batching, SharedBlocksGiveTheRightChecksumsWithSimilarityGrouping) {
   EXPECT_GT(batching_counter(stats, "tasks_grouped"), 0u) << stats;
 }
 
-TEST(Batching, SharedBlocksGiveTheRightChecksumsWithFifoGrouping) {
-  test::ScopedWatchdog watchdog("Batching.Fifo", 120);
-  const EditedConfig config({{"grouping = \"similarity\"", "grouping = \"fifo\""}});
+// The shared-blocks workload on a daemon whose config has `from` replaced
+// by `to`; STATS must then contain `shows`.
+void shared_blocks_with(const char* name, const char* from, const char* to, const char* shows) {
+  test::ScopedWatchdog watchdog(name, 120);
+  const EditedConfig config({{from, to}});
   auto d = config.start_daemon();
   ASSERT_NE(d, nullptr);
-  auto client = Client::connect({.socket_path = d->socket_path(), .name = "fifo"});
+  auto client = Client::connect({.socket_path = d->socket_path(), .name = name});
   ASSERT_TRUE(client) << client.status().message();
   const std::string stats = checksums_over_shared_blocks(**client);
-  EXPECT_NE(stats.find("\"grouping\":\"fifo\""), std::string::npos) << stats;
+  EXPECT_NE(stats.find(shows), std::string::npos) << stats;
+}
+
+TEST(Batching, SharedBlocksGiveTheRightChecksumsWithFifoGrouping) {
+  shared_blocks_with("Batching.Fifo", "grouping = \"similarity\"", "grouping = \"fifo\"",
+                     "\"grouping\":\"fifo\"");
 }
 
 TEST(Batching, SharedBlocksGiveTheRightChecksumsOnTheScalarPath) {
-  test::ScopedWatchdog watchdog("Batching.Scalar", 120);
-  const EditedConfig config({{"simd = \"auto\"", "simd = \"scalar\""}});
-  auto d = config.start_daemon();
-  ASSERT_NE(d, nullptr);
-  auto client = Client::connect({.socket_path = d->socket_path(), .name = "scalar"});
-  ASSERT_TRUE(client) << client.status().message();
-  const std::string stats = checksums_over_shared_blocks(**client);
-  EXPECT_NE(stats.find("\"simd\":\"scalar\""), std::string::npos) << stats;
+  shared_blocks_with("Batching.Scalar", "simd = \"auto\"", "simd = \"scalar\"",
+                     "\"simd\":\"scalar\"");
 }
 
 TEST(Batching, OrderedTasksCompleteInSubmissionOrder) {
