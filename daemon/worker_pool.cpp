@@ -299,32 +299,35 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
     s.cq_stalled_.store(false, std::memory_order_relaxed);
     h.cq_space.needs_wakeup.store(0, std::memory_order_relaxed);
   }
-  TaskDescriptor* chunk = buffer.data();
-  std::uint32_t first_ordered = n;
-  std::uint32_t owed = 0;
-  for (std::uint32_t i = 0; i < n; ++i) {
-    // One copy out of shared memory; only the private copy is used below.
-    chunk[i] = copy_entry(v.sq_slots, sq_entries - 1, head + i);
-    if ((chunk[i].flags & kTaskFlagOrdered) != 0 && first_ordered == n) first_ordered = i;
-    owed += (chunk[i].flags & kTaskFlagCancelled) == 0 ? 1 : 0;
-  }
   // Ordered tasks run one batch at a time per session: while the last one
   // is in flight, take nothing from the first ordered task on (it and
   // everything behind it wait in the SQ). SYNC POINT READ: acquire pairs
   // with the release that clears the flag after that batch's completions
-  // were posted, so ours are reserved after them on the CQ.
-  const bool held_back = first_ordered < n && s.ordered_inflight_.load(std::memory_order_acquire);
-  if (held_back) {
-    n = first_ordered;
-    owed = 0;
-    for (std::uint32_t i = 0; i < n; ++i)
-      owed += (chunk[i].flags & kTaskFlagCancelled) == 0 ? 1 : 0;
+  // were posted, so ours are reserved after them on the CQ. Read before
+  // the copy, so that a held-back chunk stops copying where it stops.
+  const bool ordered_busy = s.ordered_inflight_.load(std::memory_order_acquire);
+  TaskDescriptor* chunk = buffer.data();
+  bool any_ordered = false;
+  bool held_back = false;
+  std::uint32_t owed = 0;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    // One copy out of shared memory; only the private copy is used below.
+    chunk[i] = copy_entry(v.sq_slots, sq_entries - 1, head + i);
+    if ((chunk[i].flags & kTaskFlagOrdered) != 0) {
+      if (ordered_busy) {
+        n = i;
+        held_back = true;
+        break;
+      }
+      any_ordered = true;
+    }
+    owed += (chunk[i].flags & kTaskFlagCancelled) == 0 ? 1 : 0;
   }
   if (n == 0) {
     s.intake_claim_.store(false, std::memory_order_release);
     return false;
   }
-  if (first_ordered < n) s.ordered_inflight_.store(true, std::memory_order_relaxed);  // under claim
+  if (any_ordered) s.ordered_inflight_.store(true, std::memory_order_relaxed);  // under claim
   s.sq_head_ = head + n;
   s.cq_taken_ += owed;
   // Relaxed: published by the release on sq_head_mirror_ below.
@@ -382,6 +385,15 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
                      // SYNC POINT WRITE: ...before the next ordered batch may be taken;
                      // pairs with intake's acquire load of the flag.
                      s.ordered_inflight_.store(false, std::memory_order_release);
+                     // A worker that looked while the flag was set saw nothing
+                     // to take and may have parked, and this one may be deep in
+                     // a kernel that does not poll for a long while: wake one.
+                     // Unconditionally: the clear, wake_if_unattended's seq_cst
+                     // fence and its load of the sleepers, against the parker's
+                     // sleepers increment, fence and re-check of the flag, are
+                     // a store-buffering pair (one side sees the other); a look
+                     // at the SQ first, before any fence, could miss both.
+                     scheduler_.wake_if_unattended();
                    }
                  });
   former.recycle();
