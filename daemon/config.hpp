@@ -64,7 +64,8 @@ inline constexpr std::uint32_t kMaxIntakeBatch = 4096;
 inline constexpr std::uint32_t kMinHeartbeatUs = 1;
 inline constexpr std::uint32_t kMaxHeartbeatUs = 1'000'000;
 inline constexpr std::uint32_t kMaxStealAttemptsPerLevel = 1024;
-inline constexpr std::uint32_t kMaxBatchThreshold = 0xFFFF;
+// Below kFarDistance: tasks of different kernels never share a batch.
+inline constexpr std::uint32_t kMaxBatchThreshold = batching::kFarDistance - 1;
 
 // Parses TOML text; `origin` names the file in error messages.
 Result<Config> parse_config(std::string_view toml_text, std::string_view origin);

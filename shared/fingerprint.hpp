@@ -13,7 +13,8 @@
 //
 //   kernel id    TaskDescriptor::kernel_id, saturated at 0xFFFF.
 //   size class   bit_width(data_length): 0 without data, 1 for one byte,
-//                k for [2^(k-1), 2^k) bytes; at most 37 (kMaxArenaBytes).
+//                k for [2^(k-1), 2^k) bytes; at most 37 for a valid
+//                range (kMaxArenaBytes), saturated at 63 for any other.
 //   region       the 4 KiB arena page the data starts in (data_offset >>
 //                12; kMaxArenaBytes / 4 KiB = 2^24 pages fit exactly); 0
 //                without data.
@@ -30,6 +31,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 
@@ -62,6 +64,13 @@ struct FingerprintFields {
   friend bool operator==(const FingerprintFields&, const FingerprintFields&) = default;
 };
 
+// Whether every field fits its width (what fingerprint_fields and
+// unpack_fingerprint produce; what the similarity kernels require).
+constexpr bool fields_in_range(const FingerprintFields& f) noexcept {
+  return f.kernel <= kFingerprintKernelMask && f.size_class <= kFingerprintSizeMask &&
+         f.region <= kFingerprintRegionMask && f.args <= kFingerprintArgsMask;
+}
+
 constexpr std::uint64_t pack_fingerprint(const FingerprintFields& f) noexcept {
   return (std::uint64_t{f.kernel} & kFingerprintKernelMask) << kFingerprintKernelShift |
          (std::uint64_t{f.size_class} & kFingerprintSizeMask) << kFingerprintSizeShift |
@@ -86,7 +95,9 @@ constexpr FingerprintFields fingerprint_fields(const TaskDescriptor& d,
   const std::uint64_t page = data ? d.data_offset >> kFingerprintPageShift : 0;
   return {d.kernel_id > kFingerprintKernelMask ? static_cast<std::uint32_t>(kFingerprintKernelMask)
                                                : d.kernel_id,
-          static_cast<std::uint32_t>(std::bit_width(length)),
+          // Saturated: an unvalidated length may be up to 2^64 - 1 (bit width 64).
+          static_cast<std::uint32_t>(
+              std::min<int>(std::bit_width(length), static_cast<int>(kFingerprintSizeMask))),
           static_cast<std::uint32_t>(page > kFingerprintRegionMask ? kFingerprintRegionMask : page),
           args & static_cast<std::uint32_t>(kFingerprintArgsMask)};
 }

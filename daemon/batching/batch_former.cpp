@@ -160,6 +160,9 @@ std::span<Batch* const> BatchFormer::form(std::span<const FingerprintFields> fps
 void BatchFormer::form_similar(std::span<const FingerprintFields> fps,
                                std::span<const std::uint8_t> ordered, std::uint32_t limit) {
   const NearestSearch search(simd_path());  // one dispatch per chunk
+  // Opening numbers count from 0 in every chunk (no batch is open between
+  // chunks): oldest_open() needs them below 2^24.
+  opened_ = 0;
   auto find = [&](const FingerprintFields& f) {
     return open_.size() <= kScalarNearestUpTo ? nearest_few(f) : search(f, reps_);
   };

@@ -50,7 +50,9 @@ HWY_INLINE void for_each_distance(D d, std::int32_t kernel, std::int32_t size_cl
 
 void DistancesImpl(std::int32_t kernel, std::int32_t size_class, std::int32_t region,
                    std::int32_t args, const FingerprintTable* many, std::uint32_t* out) {
-  const hn::ScalableTag<std::int32_t> d;
+  // At most kLanePad lanes (a wider SVE or RVV vector would read past the
+  // padding).
+  const hn::CappedTag<std::int32_t, FingerprintTable::kLanePad> d;
   // Distances are below 2^16: the int32 lanes store as the same uint32.
   auto* dst = reinterpret_cast<std::int32_t*>(out);
   for_each_distance(d, kernel, size_class, region, args, *many,
@@ -63,7 +65,9 @@ void DistancesImpl(std::int32_t kernel, std::int32_t size_class, std::int32_t re
 // end. REQUIRES: many->padded_size() <= 65536 (rows fit 16 bits).
 std::uint32_t NearestImpl(std::int32_t kernel, std::int32_t size_class, std::int32_t region,
                           std::int32_t args, const FingerprintTable* many) {
-  const hn::ScalableTag<std::int32_t> d;
+  // At most kLanePad lanes (a wider SVE or RVV vector would read past the
+  // padding).
+  const hn::CappedTag<std::int32_t, FingerprintTable::kLanePad> d;
   const hn::RebindToUnsigned<decltype(d)> du;
   auto best = hn::Set(du, 0xFFFF'FFFFu);
   const auto lane = hn::Iota(du, 0u);
@@ -82,6 +86,7 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <atomic>
+#include <cassert>
 #include <new>
 
 namespace beat::batching {
@@ -154,6 +159,7 @@ std::string simd_target_name() {
 
 void distances(SimdPath path, const FingerprintFields& one, const FingerprintTable& many,
                std::uint32_t* out) {
+  assert(fields_in_range(one));
   if (path == SimdPath::kScalar) return distances_scalar(one, many, out);
   HWY_DYNAMIC_DISPATCH(DistancesImpl)
   (static_cast<std::int32_t>(one.kernel), static_cast<std::int32_t>(one.size_class),

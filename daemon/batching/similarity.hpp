@@ -24,6 +24,7 @@
 // progress may still use the previous path).
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -55,6 +56,11 @@ constexpr std::uint32_t distance(const FingerprintFields& a, const FingerprintFi
 // multiple of kLanePad entries, and padding rows hold kernel -1, which no
 // fingerprint has (kernel ids are 16-bit), so the SIMD kernels run whole
 // vectors and padding lanes come out at kFarDistance.
+//
+// Every fingerprint given to the table or to the kernels below, rows and
+// queries alike, has its fields in range (fields_in_range: what the
+// daemon's fingerprints have by construction). Then distances stay below
+// 2^16 and no query matches a padding row; checked by assert().
 class FingerprintTable {
  public:
   // Lanes of the widest vector any target uses (AVX-512: 16 x int32).
@@ -79,6 +85,7 @@ class FingerprintTable {
   }
   // REQUIRES: i < size() (or i == size() from push_back).
   void set(std::size_t i, const FingerprintFields& f) noexcept {
+    assert(fields_in_range(f));
     kernel_[i] = static_cast<std::int32_t>(f.kernel);
     size_class_[i] = static_cast<std::int32_t>(f.size_class);
     region_[i] = static_cast<std::int32_t>(f.region);
@@ -137,6 +144,7 @@ class NearestSearch {
  public:
   explicit NearestSearch(SimdPath path);
   Nearest operator()(const FingerprintFields& one, const FingerprintTable& many) const {
+    assert(fields_in_range(one));
     // Inline: the batch former calls it once per task, and the call into
     // the target's kernel is the only one it needs.
     if (simd_ == nullptr || many.size() == 0 || many.padded_size() > kMaxSimdRows) [[unlikely]]

@@ -139,8 +139,8 @@ TEST(Config, BatchingValuesAreCheckedByName) {
             "test.toml: key 'batching.min_batch' is 0, must be in [1, 256]");
   EXPECT_EQ(error_of("[batching]\nmax_open = 65\n"),
             "test.toml: key 'batching.max_open' is 65, must be in [1, 64]");
-  EXPECT_EQ(error_of("[batching]\nthreshold = 70000\n"),
-            "test.toml: key 'batching.threshold' is 70000, must be in [0, 65535]");
+  EXPECT_EQ(error_of("[batching]\nthreshold = 65535\n"),
+            "test.toml: key 'batching.threshold' is 65535, must be in [0, 65534]");
   EXPECT_EQ(error_of("[batching]\nmin_batch = 50\nmax_batch = 20\n"),
             "test.toml: key 'batching.min_batch' is 50: must not exceed 'batching.max_batch' (20)");
   EXPECT_EQ(error_of("[batching]\nsize = 3\n"), "test.toml: unknown key 'batching.size'");

@@ -38,6 +38,10 @@ TEST(Fingerprint, SizeClassIsTheBitWidthOfTheLength) {
   EXPECT_EQ(fingerprint_fields(with_data(1, 0, 4095), 0).size_class, 12u);
   EXPECT_EQ(fingerprint_fields(with_data(1, 0, 4096), 0).size_class, 13u);
   EXPECT_EQ(fingerprint_fields(with_data(1, 0, kMaxArenaBytes), 0).size_class, 37u);
+  // An unvalidated length saturates at the field's width (bit width 64 would not fit).
+  EXPECT_EQ(fingerprint_fields(with_data(1, 0, ~std::uint64_t{0}), 0).size_class, 63u);
+  EXPECT_TRUE(fields_in_range(
+      fingerprint_fields(with_data(~0u, ~std::uint64_t{0}, ~std::uint64_t{0}), ~0u)));
 }
 
 TEST(Fingerprint, RegionIsTheStartPageAndSaturates) {

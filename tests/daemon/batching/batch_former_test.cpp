@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "hwy/targets.h"
@@ -40,8 +41,92 @@ Chunk random_chunk(std::mt19937_64& rng, std::uint32_t n, std::uint32_t kernels,
   return c;
 }
 
+using Batches = std::vector<std::vector<std::uint16_t>>;
+
+// The grouping rules of batch_former.hpp in the plainest code: a linear
+// search with scalar distances, vectors of tasks, no templates, no early
+// search, no memo and no uniform shortcut. BatchFormer must form exactly
+// these batches in exactly this order.
+Batches reference_form(const Chunk& c, std::uint32_t target, const BatchFormerOptions& options) {
+  const std::uint32_t limit = std::clamp<std::uint32_t>(target, 1, kMaxBatchSize);
+  Batches out;
+  std::vector<std::uint16_t> ordered;
+  if (options.grouping == Grouping::kFifo) {
+    std::vector<std::uint16_t> b;
+    for (std::size_t i = 0; i < c.fps.size(); ++i) {
+      if (c.ordered[i] != 0) {
+        ordered.push_back(static_cast<std::uint16_t>(i));
+        continue;
+      }
+      b.push_back(static_cast<std::uint16_t>(i));
+      if (b.size() == limit) out.push_back(std::exchange(b, {}));
+    }
+    if (!b.empty()) out.push_back(b);
+  } else {
+    struct Open {
+      FingerprintFields rep;
+      std::vector<std::uint16_t> tasks;
+      std::uint32_t opened;
+    };
+    std::vector<Open> open;  // slot order as the former keeps it: swap-remove
+    std::uint32_t opened = 0;
+    auto dispatch = [&](std::size_t slot) {
+      out.push_back(open[slot].tasks);
+      open[slot] = open.back();
+      open.pop_back();
+    };
+    auto oldest = [&] {
+      std::size_t best = 0;
+      for (std::size_t s = 1; s < open.size(); ++s)
+        if (open[s].opened < open[best].opened) best = s;
+      return best;
+    };
+    auto ease = [](std::uint32_t v, std::uint32_t to) {
+      return to >= v ? v + (to - v) / 4 : v - (v - to) / 4;
+    };
+    for (std::size_t i = 0; i < c.fps.size(); ++i) {
+      const auto task = static_cast<std::uint16_t>(i);
+      if (c.ordered[i] != 0) {
+        ordered.push_back(task);
+        continue;
+      }
+      const FingerprintFields& f = c.fps[i];
+      std::size_t best = open.size();
+      std::uint32_t best_distance = 0;
+      for (std::size_t s = 0; s < open.size(); ++s) {
+        const std::uint32_t d = distance(f, open[s].rep);
+        if (best == open.size() || d < best_distance) {
+          best = s;
+          best_distance = d;
+        }
+      }
+      if (best < open.size() && best_distance <= options.threshold) {
+        Open& b = open[best];
+        b.tasks.push_back(task);
+        const std::size_t n = b.tasks.size();
+        if (n == limit) {
+          dispatch(best);
+        } else if (n == 4 || n == 16 || n == 64) {
+          b.rep.size_class = ease(b.rep.size_class, f.size_class);
+          b.rep.region = ease(b.rep.region, f.region);
+        }
+        continue;
+      }
+      if (open.size() == options.max_open) dispatch(oldest());
+      if (limit == 1) {
+        out.push_back({task});
+        continue;
+      }
+      open.push_back({f, {task}, opened++});
+    }
+    while (!open.empty()) dispatch(oldest());
+  }
+  if (!ordered.empty()) out.push_back(ordered);
+  return out;
+}
+
 // The batches as lists of task indices, in dispatch order.
-std::vector<std::vector<std::uint16_t>> snapshot(std::span<Batch* const> batches) {
+Batches snapshot(std::span<Batch* const> batches) {
   std::vector<std::vector<std::uint16_t>> out;
   for (const Batch* b : batches) out.emplace_back(b->span().begin(), b->span().end());
   return out;
@@ -94,6 +179,79 @@ TEST(BatchFormer, RandomStreamsPlaceEveryTaskInExactlyOneBatch) {
       }
     }
   }
+}
+
+TEST(BatchFormer, FormsExactlyWhatThePlainRulesForm) {
+  // Random streams with runs of repeated fingerprints (the memo), similar
+  // neighbours (the early search), uniform stretches, ordered tasks, every
+  // threshold from "nothing joins" to "any same-kernel task joins", and
+  // every max_open, on both paths; one former reused across chunks.
+  std::mt19937_64 rng(8086);
+  for (const SimdPath path : {SimdPath::kScalar, SimdPath::kAuto}) {
+    set_simd_path(path);
+    for (int round = 0; round < 1500; ++round) {
+      const BatchFormerOptions options{round % 5 == 0 ? Grouping::kFifo : Grouping::kSimilarity,
+                                       static_cast<std::uint32_t>(rng() % 60),
+                                       static_cast<std::uint32_t>(1 + rng() % 64)};
+      BatchFormer former(options, 600);
+      for (int chunk = 0; chunk < 3; ++chunk) {
+        const auto n = static_cast<std::uint32_t>(1 + rng() % 600);
+        const auto kinds = static_cast<std::uint32_t>(1 + rng() % 12);
+        const bool uniform = rng() % 8 == 0;
+        Chunk c;
+        for (std::uint32_t i = 0; i < n; ++i) {
+          FingerprintFields f;
+          if (i > 0 && rng() % 3 == 0) {
+            f = c.fps.back();
+          } else if (uniform) {
+            // Now and then one field off: nearly uniform chunks must search.
+            const auto off = static_cast<std::uint32_t>(rng() % 64);
+            f = {off == 0 ? 1u : 2u, off == 1 ? 12u : 9u, off == 2 ? 140u : 100u,
+                 static_cast<std::uint32_t>(rng() % 3)};
+          } else {
+            const auto k = static_cast<std::uint32_t>(rng() % kinds);
+            f = {k % 3, static_cast<std::uint32_t>(8 + rng() % 4),
+                 static_cast<std::uint32_t>((k / 3) * 40 + rng() % 30),
+                 static_cast<std::uint32_t>(rng() % 3)};
+          }
+          c.fps.push_back(f);
+          c.ordered.push_back(rng() % 17 == 0 ? 1 : 0);
+        }
+        const auto target = static_cast<std::uint32_t>(1 + rng() % 300);
+        const Batches got = snapshot(former.form(c.fps, c.ordered, target));
+        former.recycle();
+        ASSERT_EQ(got, reference_form(c, target, options))
+            << "round " << round << ", chunk " << chunk << ", threshold " << options.threshold
+            << ", max_open " << options.max_open << ", target " << target;
+      }
+    }
+  }
+  set_simd_path(SimdPath::kAuto);
+}
+
+TEST(BatchFormer, OpeningNumbersDoNotWrapOverAFormersLife) {
+  // "Dispatch the oldest" compares opening numbers packed into 24 bits:
+  // they must restart with every chunk. Chunks in which every task opens a
+  // batch, 2^24 - 2,048 openings in all, then a chunk of 4,096 whose
+  // openings would cross 2^24 halfway: it must come out as a fresh former
+  // forms it.
+  constexpr std::uint32_t kChunk = kMaxChunkTasks;
+  const BatchFormerOptions options{Grouping::kSimilarity, 0, 16};
+  BatchFormer used(options, kChunk);
+  Chunk c;
+  for (std::uint32_t i = 0; i < kChunk; ++i) {
+    c.fps.push_back({i % 3, 0, i, 0});  // neighbours apart: every task opens a batch
+    c.ordered.push_back(0);
+  }
+  const std::span<const FingerprintFields> half(c.fps.data(), kChunk / 2);
+  used.form(half, std::span<const std::uint8_t>(c.ordered.data(), kChunk / 2), 8);
+  used.recycle();
+  for (std::uint32_t chunk = 1; chunk < (1u << 24) / kChunk; ++chunk) {
+    used.form(c.fps, c.ordered, 8);
+    used.recycle();
+  }
+  BatchFormer fresh(options, kChunk);
+  EXPECT_EQ(snapshot(used.form(c.fps, c.ordered, 8)), snapshot(fresh.form(c.fps, c.ordered, 8)));
 }
 
 TEST(BatchFormer, FifoBatchesAreConsecutiveRunsOfTheLimit) {
@@ -172,8 +330,12 @@ TEST(BatchFormer, UniformChunksFormWhatTheSearchWouldForm) {
     std::uint16_t next = 0;
     const std::size_t runs = has_ordered ? uniform.size() - 1 : uniform.size();
     for (std::size_t b = 0; b < runs; ++b) {
-      ASSERT_EQ(uniform[b].size(),
-                b + 1 < runs ? std::min(target, kMaxBatchSize) : uniform[b].size());
+      if (b + 1 < runs) {
+        ASSERT_EQ(uniform[b].size(), std::min(target, kMaxBatchSize)) << "round " << round;
+      } else {
+        ASSERT_GE(uniform[b].size(), 1u) << "round " << round;
+        ASSERT_LE(uniform[b].size(), std::min(target, kMaxBatchSize)) << "round " << round;
+      }
       for (const std::uint16_t t : uniform[b]) {
         while (c.ordered[next] != 0) ++next;
         ASSERT_EQ(t, next++) << "round " << round;
