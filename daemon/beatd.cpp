@@ -112,8 +112,7 @@ int main(int argc, char** argv) {
   beat::batching::set_simd_path(scalar ? beat::batching::SimdPath::kScalar
                                        : beat::batching::SimdPath::kAuto);
   spdlog::info("batching: {} grouping, fingerprints compared with {}",
-               config.grouping == beat::batching::Grouping::kFifo ? "fifo" : "similarity",
-               beat::batching::simd_target_name());
+               beat::batching::to_string(config.grouping), beat::batching::simd_target_name());
 
   std::random_device rd;
   const std::uint64_t instance =

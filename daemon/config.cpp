@@ -246,12 +246,10 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
     BEAT_TRY(check_known(*t, "batching",
                          {"grouping", "simd", "threshold", "min_batch", "max_batch", "max_open"},
                          origin));
-    std::string grouping = c.grouping == batching::Grouping::kFifo ? "fifo" : "similarity";
+    std::string grouping(batching::to_string(c.grouping));
     BEAT_TRY(read_string(*t, "batching", "grouping", grouping, origin));
-    if (grouping == "similarity")
-      c.grouping = batching::Grouping::kSimilarity;
-    else if (grouping == "fifo")
-      c.grouping = batching::Grouping::kFifo;
+    if (const auto g = batching::parse_grouping(grouping))
+      c.grouping = *g;
     else
       return Status(ErrorCode::kInvalidArgument, std::string(origin) +
                                                      ": key 'batching.grouping' is \"" + grouping +

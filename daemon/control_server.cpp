@@ -545,8 +545,7 @@ std::string ControlServer::batching_json() const {
       formation[b] += k.formation_ns[b].load(std::memory_order_relaxed);
   }
   std::ostringstream os;
-  os << "{\"grouping\":\""
-     << (config_.grouping == batching::Grouping::kFifo ? "fifo" : "similarity")
+  os << "{\"grouping\":\"" << batching::to_string(config_.grouping)
      << "\",\"simd\":" << json_quote(batching::simd_target_name()) << ",\"batches\":" << batches
      << ",\"tasks_grouped\":" << grouped << ",\"tasks_alone\":" << alone
      << ",\"fingerprints_corrected\":" << corrected << ",\"batch_size\":{";

@@ -62,7 +62,7 @@ bool has_submissions(const ClientSession& s) noexcept {
   if (s.ordered_inflight_.load(std::memory_order_relaxed)) {
     // An ordered task at the head waits for the batch in flight, and so
     // does everything behind it: nothing to take (the worker that finishes
-    // that batch polls again). A peek at untrusted memory; a wrong answer
+    // that batch wakes a parked worker). A peek at untrusted memory; a wrong answer
     // costs a spin or a park, and intake reads the copy it validates.
     TaskDescriptor& slot = s.view().sq_slots[head & (s.view().layout.sq_entries - 1)];
     if ((std::atomic_ref<std::uint32_t>(slot.flags).load(std::memory_order_relaxed) &
@@ -401,21 +401,26 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
   return true;
 }
 
-void WorkerPool::record_formation(WorkerCounters& c, std::int64_t ns) noexcept {
+namespace {
+// The histogram bucket of `value`: the first whose upper bound holds it,
+// else the last (open-ended).
+template <std::size_t N>
+std::size_t bucket_of(std::uint64_t value, const std::array<std::uint32_t, N>& bounds) noexcept {
   std::size_t bucket = 0;
-  while (bucket + 1 < kFormationNsBuckets.size() &&
-         static_cast<std::uint64_t>(ns) > kFormationNsBuckets[bucket])
-    ++bucket;
-  bump(c.formation_ns[bucket]);
+  while (bucket + 1 < N && value > bounds[bucket]) ++bucket;
+  return bucket;
+}
+}  // namespace
+
+void WorkerPool::record_formation(WorkerCounters& c, std::int64_t ns) noexcept {
+  bump(c.formation_ns[bucket_of(static_cast<std::uint64_t>(ns), kFormationNsBuckets)]);
 }
 
 void WorkerPool::record_batches(WorkerCounters& c, std::span<batching::Batch* const> batches,
                                 std::uint64_t corrected) noexcept {
   std::uint64_t grouped = 0, alone = 0;
   for (const batching::Batch* b : batches) {
-    std::size_t bucket = 0;
-    while (bucket + 1 < kBatchSizeBuckets.size() && b->count > kBatchSizeBuckets[bucket]) ++bucket;
-    bump(c.batch_sizes[bucket]);
+    bump(c.batch_sizes[bucket_of(b->count, kBatchSizeBuckets)]);
     (b->count == 1 ? alone : grouped) += b->count;
   }
   bump(c.batches, batches.size());

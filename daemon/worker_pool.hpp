@@ -56,6 +56,12 @@ namespace beat {
 // load+store, no RMW); read by the control thread for STATS with relaxed
 // loads, which may see a value a few tasks old. Scheduling counters
 // (steals, busy time, ...) are the scheduler's WorkerStats.
+// Upper bounds of the histogram buckets below (the last is open-ended).
+inline constexpr std::array<std::uint32_t, 6> kBatchSizeBuckets = {1, 5, 20, 50, 100, 256};
+inline constexpr std::array<std::uint32_t, 8> kFormationNsBuckets = {250,  500,  1000,  2000,
+                                                                     4000, 8000, 16000, ~0u};
+inline constexpr std::uint64_t kFormationSampleEvery = 8;
+
 struct alignas(kCacheLine) WorkerCounters {
   std::atomic<std::uint64_t> tasks_run{0};
   std::atomic<std::uint64_t> tasks_failed{0};
@@ -69,15 +75,9 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<std::uint64_t> fingerprints_corrected{0};
   // Histograms: batch sizes (kBatchSizeBuckets), and the time to form one
   // chunk's batches, every kFormationSampleEvery-th chunk (kFormationNsBuckets).
-  std::array<std::atomic<std::uint64_t>, 6> batch_sizes{};
-  std::array<std::atomic<std::uint64_t>, 8> formation_ns{};
+  std::array<std::atomic<std::uint64_t>, kBatchSizeBuckets.size()> batch_sizes{};
+  std::array<std::atomic<std::uint64_t>, kFormationNsBuckets.size()> formation_ns{};
 };
-
-// Upper bounds of the histogram buckets above (the last is open-ended).
-inline constexpr std::array<std::uint32_t, 6> kBatchSizeBuckets = {1, 5, 20, 50, 100, 256};
-inline constexpr std::array<std::uint32_t, 8> kFormationNsBuckets = {250,  500,  1000,  2000,
-                                                                     4000, 8000, 16000, ~0u};
-inline constexpr std::uint64_t kFormationSampleEvery = 8;
 
 class WorkerPool final : public sched::WorkSource {
  public:
@@ -110,7 +110,6 @@ class WorkerPool final : public sched::WorkSource {
   }
   const WorkerCounters& counters(std::uint32_t worker) const noexcept { return counters_[worker]; }
   const sched::Scheduler& scheduler() const noexcept { return scheduler_; }
-  const Config& config() const noexcept { return config_; }
   std::uint32_t parked_workers() const noexcept { return scheduler_.parked_workers(); }
   // Sessions published to the workers. Any thread (metrics scrape).
   std::uint32_t active_clients() const noexcept {

@@ -38,6 +38,16 @@ std::uint32_t ease(std::uint32_t value, std::uint32_t towards) noexcept {
 
 }  // namespace
 
+std::string_view to_string(Grouping grouping) noexcept {
+  return grouping == Grouping::kFifo ? "fifo" : "similarity";
+}
+
+std::optional<Grouping> parse_grouping(std::string_view name) noexcept {
+  for (const Grouping g : {Grouping::kSimilarity, Grouping::kFifo})
+    if (name == to_string(g)) return g;
+  return std::nullopt;
+}
+
 BatchFormer::BatchFormer(const BatchFormerOptions& options, std::uint32_t max_chunk)
     : options_(options), max_chunk_(max_chunk), reps_(options.max_open) {
   if (max_chunk < 1 || max_chunk > kMaxChunkTasks)
@@ -70,15 +80,6 @@ BatchFormer::BatchFormer(const BatchFormerOptions& options, std::uint32_t max_ch
   opened_at_.reserve(options.max_open);
   // At most one batch per task, plus the ordered one.
   formed_.reserve(std::size_t{max_chunk} + 1);
-}
-
-Nearest BatchFormer::nearest_few(const FingerprintFields& f) const noexcept {
-  Nearest best{Nearest::kNone, kFarDistance};
-  for (std::size_t s = 0; s < reps_.size(); ++s) {
-    const std::uint32_t d = distance(f, reps_.get(s));
-    if (best.index == Nearest::kNone || d < best.distance) best = {s, d};
-  }
-  return best;
 }
 
 Batch* BatchFormer::take(std::size_t cls, std::uint32_t limit) noexcept {
@@ -148,7 +149,6 @@ std::span<Batch* const> BatchFormer::form(std::span<const FingerprintFields> fps
                                           std::span<const std::uint8_t> ordered,
                                           std::uint32_t target) {
   const std::uint32_t limit = std::clamp<std::uint32_t>(target, 1, kMaxBatchSize);
-  ordered_.count = 0;
   if (options_.grouping == Grouping::kSimilarity && !uniform(fps))
     form_similar(fps, ordered, limit);
   else
@@ -162,9 +162,9 @@ void BatchFormer::form_similar(std::span<const FingerprintFields> fps,
   const NearestSearch search(simd_path());  // one dispatch per chunk
   // Opening numbers count from 0 in every chunk (no batch is open between
   // chunks): oldest_open() needs them below 2^24.
-  opened_ = 0;
+  std::uint32_t opened = 0;
   auto find = [&](const FingerprintFields& f) {
-    return open_.size() <= kScalarNearestUpTo ? nearest_few(f) : search(f, reps_);
+    return open_.size() <= kScalarNearestUpTo ? nearest_scalar(f, reps_) : search(f, reps_);
   };
   // Software pipelining: task i + 1's search runs against the table as it
   // is before task i is placed, so that the two overlap (a search is a
@@ -253,7 +253,7 @@ void BatchFormer::form_similar(std::span<const FingerprintFields> fps,
     }
     reps_.push_back(f);
     open_.push_back({b->tasks, b->count, kBatchSizeClasses[b->size_class], limit, b});
-    opened_at_.push_back(opened_++);
+    opened_at_.push_back(opened++);
   }
   // The end of the chunk is every open batch's age bound: oldest first.
   while (!open_.empty()) dispatch_open(oldest_open());

@@ -55,7 +55,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "daemon/batching/similarity.hpp"
@@ -64,6 +66,11 @@
 namespace beat::batching {
 
 enum class Grouping : std::uint8_t { kSimilarity, kFifo };
+
+// "similarity", "fifo": the config's and STATS' names.
+std::string_view to_string(Grouping grouping) noexcept;
+// The grouping of that name, or nullopt.
+std::optional<Grouping> parse_grouping(std::string_view name) noexcept;
 
 // Template sizes; the largest bounds max_batch.
 inline constexpr std::array<std::uint32_t, 5> kBatchSizeClasses = {5, 20, 50, 100, 256};
@@ -145,8 +152,6 @@ class BatchFormer {
   bool uniform(std::span<const FingerprintFields> fps) const noexcept;
   // The slot of the batch open longest.
   std::size_t oldest_open() const noexcept;
-  // nearest() over the open batches in plain code, for a few of them.
-  Nearest nearest_few(const FingerprintFields& f) const noexcept;
   void form_similar(std::span<const FingerprintFields> fps, std::span<const std::uint8_t> ordered,
                     std::uint32_t limit);
   void form_fifo(std::span<const FingerprintFields> fps, std::span<const std::uint8_t> ordered,
@@ -162,7 +167,6 @@ class BatchFormer {
   FingerprintTable reps_;
   std::vector<OpenBatch> open_;
   std::vector<std::uint32_t> opened_at_;  // contiguous: oldest_open() vectorises
-  std::uint32_t opened_ = 0;
   // Formed batches of the current chunk, in dispatch order.
   std::vector<Batch*> formed_;
 };

@@ -109,16 +109,16 @@ void distances_scalar(const FingerprintFields& one, const FingerprintTable& many
   }
 }
 
-Nearest nearest_scalar(const FingerprintFields& one, const FingerprintTable& many) {
+}  // namespace
+
+Nearest nearest_scalar(const FingerprintFields& one, const FingerprintTable& many) noexcept {
   Nearest best{Nearest::kNone, kFarDistance};
   for (std::size_t i = 0; i < many.size(); ++i) {
-    const std::uint32_t dist = distance(one, many.get(i));
-    if (best.index == Nearest::kNone || dist < best.distance) best = {i, dist};
+    const std::uint32_t d = distance(one, many.get(i));
+    if (best.index == Nearest::kNone || d < best.distance) best = {i, d};
   }
   return best;
 }
-
-}  // namespace
 
 FingerprintTable::FingerprintTable(std::size_t capacity)
     // At least one vector: the kernels read whole vectors (and Highway

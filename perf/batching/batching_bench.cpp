@@ -52,6 +52,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "client/client.hpp"
@@ -118,11 +119,12 @@ void bench_formation(batching::Grouping grouping, std::uint32_t tasks, std::uint
     const Clock::time_point stop = Clock::now();
     if (r >= 100) ns.push_back(std::chrono::duration<double, std::nano>(stop - start).count());
   }
+  const std::string_view name = batching::to_string(grouping);
   std::printf(
-      "{\"bench\":\"formation\",\"grouping\":\"%s\",\"tasks\":%u,\"kinds\":%u,\"rounds\":%u,"
+      "{\"bench\":\"formation\",\"grouping\":\"%.*s\",\"tasks\":%u,\"kinds\":%u,\"rounds\":%u,"
       "\"p50_ns\":%.0f,\"p99_ns\":%.0f,\"batches_per_chunk\":%.2f,\"simd\":\"%s\"}\n",
-      grouping == batching::Grouping::kFifo ? "fifo" : "similarity", tasks, kinds, rounds,
-      percentile(ns, 0.5), percentile(ns, 0.99), static_cast<double>(batches) / (rounds + 100),
+      static_cast<int>(name.size()), name.data(), tasks, kinds, rounds, percentile(ns, 0.5),
+      percentile(ns, 0.99), static_cast<double>(batches) / (rounds + 100),
       batching::simd_target_name().c_str());
   std::fflush(stdout);
 }

@@ -40,13 +40,19 @@ inline std::optional<double> json_number(const std::string& json, std::string_vi
   }
 }
 
+// The counter `key` at or after `marker` (a failure when either is absent).
+inline std::uint64_t counter_after(const std::string& json, std::string_view marker,
+                                   std::string_view key) {
+  const std::size_t from = json.find(marker);
+  const auto v = from == std::string::npos ? std::nullopt : json_number(json, key, from);
+  EXPECT_TRUE(v.has_value()) << "no \"" << key << "\" after " << marker << " in " << json;
+  return v ? static_cast<std::uint64_t>(*v) : 0;
+}
+
 // A top-level counter: the top-level keys follow "clients_connected", after
 // the workers and clients arrays whose objects reuse some of the names.
 inline std::uint64_t top_level(const std::string& json, std::string_view key) {
-  const std::size_t from = json.find("\"clients_connected\":");
-  const auto v = from == std::string::npos ? std::nullopt : json_number(json, key, from);
-  EXPECT_TRUE(v.has_value()) << "no top-level \"" << key << "\" in " << json;
-  return v ? static_cast<std::uint64_t>(*v) : 0;
+  return counter_after(json, "\"clients_connected\":", key);
 }
 
 // Sum of a per-worker counter over the "workers" array.
@@ -80,10 +86,7 @@ inline std::string stats_when(Client& c, const std::function<bool(const std::str
 
 // A counter of the "batching" object.
 inline std::uint64_t batching_counter(const std::string& json, std::string_view key) {
-  const std::size_t from = json.find("\"batching\":{");
-  const auto v = from == std::string::npos ? std::nullopt : json_number(json, key, from);
-  EXPECT_TRUE(v.has_value()) << "no \"" << key << "\" in STATS' batching object: " << json;
-  return v ? static_cast<std::uint64_t>(*v) : 0;
+  return counter_after(json, "\"batching\":{", key);
 }
 
 }  // namespace beat::test
