@@ -64,18 +64,25 @@ int cmd_kernels(const std::string& socket_path, bool json) {
     for (std::size_t i = 0; i < kernels->size(); ++i) {
       const KernelListing& k = (*kernels)[i];
       JsonObject o;
-      o.add("name", k.name).add("id", k.id).add("description", k.description);
+      o.add("name", k.name)
+          .add("id", k.id)
+          .add("origin", k.origin)
+          .add("description", k.description);
       out += (i == 0 ? "" : ",") + o.str();
     }
     std::printf("%s]\n", out.c_str());
     return kExitOk;
   }
-  std::size_t width = 4;
-  for (const auto& k : *kernels) width = std::max(width, k.name.size());
-  std::printf("%-4s %-*s %s\n", "ID", static_cast<int>(width), "NAME", "DESCRIPTION");
+  std::size_t name_width = 4, origin_width = 6;
+  for (const auto& k : *kernels) {
+    name_width = std::max(name_width, k.name.size());
+    origin_width = std::max(origin_width, k.origin.size());
+  }
+  std::printf("%-4s %-*s %-*s %s\n", "ID", static_cast<int>(name_width), "NAME",
+              static_cast<int>(origin_width), "ORIGIN", "DESCRIPTION");
   for (const auto& k : *kernels)
-    std::printf("%-4u %-*s %s\n", k.id, static_cast<int>(width), k.name.c_str(),
-                k.description.c_str());
+    std::printf("%-4u %-*s %-*s %s\n", k.id, static_cast<int>(name_width), k.name.c_str(),
+                static_cast<int>(origin_width), k.origin.c_str(), k.description.c_str());
   return kExitOk;
 }
 
@@ -181,7 +188,8 @@ int main_impl(int argc, char** argv) {
 
   bool kernels_json = false;
   auto* kernels = app.add_subcommand("kernels", "list the daemon's kernels");
-  kernels->add_flag("--json", kernels_json, "print a JSON array of {name, id, description}");
+  kernels->add_flag("--json", kernels_json,
+                    "print a JSON array of {name, id, origin, description}");
 
   BenchOptions bench_options;
   auto* bench = app.add_subcommand("bench", "load-generate, time and verify tasks");

@@ -253,7 +253,14 @@ Status Client::ensure_kernel_table() {
 Result<std::uint32_t> Client::kernel_id(std::string_view name) {
   std::lock_guard lock(control_mutex_);
   if (Status s = ensure_kernel_table(); !s) return s;
-  const auto it = kernel_ids_.find(std::string(name));
+  auto it = kernel_ids_.find(std::string(name));
+  if (it == kernel_ids_.end()) {
+    // Not in the cached table: the daemon may have loaded a plugin since
+    // (SIGHUP). Ids never change, so refreshing the table is always safe.
+    kernel_table_loaded_ = false;
+    if (Status s = ensure_kernel_table(); !s) return s;
+    it = kernel_ids_.find(std::string(name));
+  }
   if (it == kernel_ids_.end()) {
     std::string known;
     for (const auto& k : kernel_table_) known += (known.empty() ? "" : ", ") + k.name;

@@ -115,9 +115,11 @@ class Client {
   // ---- kernels and daemon info (control socket; any thread) ----
 
   // Id of the kernel called `name`. The first call fetches KERNELS and caches
-  // the table for the session. Unknown name: kNotFound naming it.
+  // the table for the session; a name missing from the cache fetches it once
+  // more (the daemon may have loaded a plugin since). Ids never change while
+  // the daemon runs. Unknown name: kNotFound naming it.
   Result<std::uint32_t> kernel_id(std::string_view name);
-  // {id, name, description} of every kernel (cached like kernel_id).
+  // {id, name, origin, description} of every kernel (cached like kernel_id).
   Result<std::vector<KernelListing>> kernels();
   // The daemon's STATS JSON object (fetched on every call).
   Result<std::string> stats_json();

@@ -54,20 +54,28 @@ Result<std::vector<KernelListing>> parse_kernel_listing(std::string_view text) {
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
     ++line_no;
     if (line.empty()) continue;
-    const std::size_t tab1 = line.find('\t');
-    const std::size_t tab2 = tab1 == std::string_view::npos ? tab1 : line.find('\t', tab1 + 1);
-    KernelListing k;
-    const std::string_view id_text = line.substr(0, tab1);
-    const auto [end, ec] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), k.id);
-    if (tab1 == std::string_view::npos || ec != std::errc{} ||
-        end != id_text.data() + id_text.size() || tab1 + 1 == line.size() ||
-        (tab2 != std::string_view::npos && tab2 == tab1 + 1)) {
+    const auto malformed = [&] {
       return Status(ErrorCode::kProtocol, "malformed KERNELS line " + std::to_string(line_no) +
                                               ": '" + std::string(line) + "'");
+    };
+    // "<id>\t<name>\t<origin>\t<description>": id, name and origin non-empty.
+    std::string_view fields[4];
+    std::string_view rest = line;
+    for (int i = 0; i < 3; ++i) {
+      const std::size_t tab = rest.find('\t');
+      if (tab == std::string_view::npos || tab == 0) return malformed();
+      fields[i] = rest.substr(0, tab);
+      rest = rest.substr(tab + 1);
     }
-    k.name = std::string(line.substr(
-        tab1 + 1, tab2 == std::string_view::npos ? std::string_view::npos : tab2 - tab1 - 1));
-    if (tab2 != std::string_view::npos) k.description = std::string(line.substr(tab2 + 1));
+    if (rest.find('\t') != std::string_view::npos) return malformed();
+    fields[3] = rest;
+    KernelListing k;
+    const auto [end, ec] =
+        std::from_chars(fields[0].data(), fields[0].data() + fields[0].size(), k.id);
+    if (ec != std::errc{} || end != fields[0].data() + fields[0].size()) return malformed();
+    k.name = std::string(fields[1]);
+    k.origin = std::string(fields[2]);
+    k.description = std::string(fields[3]);
     out.push_back(std::move(k));
   }
   return out;

@@ -28,10 +28,12 @@ std::string default_socket_path();
 struct KernelListing {
   std::uint32_t id = 0;
   std::string name;
+  std::string origin;  // "built-in" or the plugin's path
   std::string description;
 };
 
-// Parses a KERNELS_OK payload ("<id>\t<name>\t<description>\n" per kernel).
+// Parses a KERNELS_OK payload ("<id>\t<name>\t<origin>\t<description>\n"
+// per kernel).
 // Errors name the offending line.
 Result<std::vector<KernelListing>> parse_kernel_listing(std::string_view text);
 

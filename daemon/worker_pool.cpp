@@ -15,8 +15,9 @@ namespace beat {
 
 namespace {
 
-// Completion detail for a kernel that threw: no kernel error code is this big.
-constexpr std::uint32_t kKernelThrewDetail = 0xFFFF'FFFFu;
+// A worker logs a kernel's exception at most this often; the others are
+// counted in the next line it logs.
+constexpr std::chrono::seconds kKernelExceptionLogEvery{1};
 
 // Pending completions are flushed to the CQ at least this often, so a chunk
 // of slow tasks does not hold early results back.
@@ -111,6 +112,9 @@ struct alignas(kCacheLine) WorkerPool::Local {
   // Sessions armed for parking (between arm_park and disarm_park).
   ClientSession* armed[kMaxFutexWaitItems];
   int armed_count = 0;
+  // Rate limit of kernel exception log lines (kKernelExceptionLogEvery).
+  std::chrono::steady_clock::time_point exception_logged_at{};
+  std::uint64_t exceptions_unlogged = 0;
 };
 
 WorkerPool::WorkerPool(const Config& config, const KernelRegistry& kernels,
@@ -452,13 +456,22 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
     try {
       // A task of its own: its forks do not count the intake loop's depth.
       const KernelResult r =
-          w.as_task([&] { return k.fn(ctx, KernelArgs(d.args, kInlineArgs), data); });
+          w.as_task([&] { return k.invoke(ctx, KernelArgs(d.args, kInlineArgs), data); });
       st = r.status;
       c.detail = r.detail;
       c.result = r.status == TaskStatus::kOk ? r.value : 0;
+    } catch (const KernelError& e) {
+      st = TaskStatus::kKernelError;
+      c.detail = e.code();
+      log_kernel_exception(w, k, e.what(), e.code());
+    } catch (const std::exception& e) {
+      st = TaskStatus::kKernelError;
+      c.detail = kKernelThrewDetail;
+      log_kernel_exception(w, k, e.what(), kKernelThrewDetail);
     } catch (...) {
       st = TaskStatus::kKernelError;
       c.detail = kKernelThrewDetail;
+      log_kernel_exception(w, k, "an exception of unknown type", kKernelThrewDetail);
     }
   }
   c.status = static_cast<std::uint32_t>(st);
@@ -478,6 +491,30 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
   }
   l.pending.push_back(c);
   if (l.pending.size() == kCompletionFlushEvery) post(l);
+}
+
+// Off the task path: only a kernel that threw gets here. Rate-limited so a
+// client cannot flood the log with failing tasks.
+void WorkerPool::log_kernel_exception(sched::Worker& w, const KernelInfo& k, const char* what,
+                                      std::uint32_t detail) noexcept {
+  Local& l = local(w);
+  const auto now = std::chrono::steady_clock::now();
+  if (l.exception_logged_at.time_since_epoch().count() != 0 &&
+      now - l.exception_logged_at < kKernelExceptionLogEvery) {
+    ++l.exceptions_unlogged;
+    return;
+  }
+  try {
+    spdlog::warn("worker {}: kernel '{}' threw: {}; the task failed with kernel_error detail {}{}",
+                 w.index(), k.name, what, detail,
+                 l.exceptions_unlogged == 0 ? std::string()
+                                            : " (" + std::to_string(l.exceptions_unlogged) +
+                                                  " more exceptions since the last line)");
+  } catch (...) {
+    // Logging is best effort; the completion is what the client relies on.
+  }
+  l.exception_logged_at = now;
+  l.exceptions_unlogged = 0;
 }
 
 void WorkerPool::publish(sched::Worker& w) noexcept {

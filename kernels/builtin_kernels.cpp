@@ -56,6 +56,12 @@ void register_builtin_kernels(KernelRegistry& registry) {
   must_add(registry, "spin", "busy-waits args[0] ns (max 10 s); returns ns spun", spin_kernel,
            false);
   must_add(registry, "checksum", "XXH3-64 of the data range, seed args[0]", checksum_kernel, true);
+  register_crc32c_kernels(registry);
+  register_blas1_kernels(registry);
+  register_matmul_tile_kernels(registry);
+  register_sort_kernels(registry);
+  register_histogram_kernels(registry);
+  register_topk_kernels(registry);
   register_benchmark_kernels(registry);
 }
 

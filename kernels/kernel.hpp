@@ -10,9 +10,14 @@
 //    without checking it.
 //  - `args` are the descriptor's inline words, untrusted: validate them and
 //    return KernelResult::invalid_args(i) naming the bad one.
-//  - Kernels must not block on locks or I/O, allocate on the steady-state
-//    path, or throw (the worker catches and reports kKernelError, but an
-//    exception costs microseconds).
+//  - Kernels must not block on locks or I/O or allocate on the
+//    steady-state path. A kernel fails its task by returning
+//    KernelResult::error(code) (or invalid_args / invalid_range). One that
+//    throws does not take its worker down: KernelError(code, what) becomes
+//    kKernelError with detail `code`, any other exception kKernelError with
+//    detail kKernelThrewDetail, and the worker logs what() (at most one
+//    line per worker per second). Throwing costs microseconds: it is for
+//    failures deep in a call tree, not for argument checks.
 //  - Nested parallelism: ctx.join(a, b) and ctx.parallel_for(lo, hi, grain,
 //    body) fork through the daemon's work-stealing scheduler. The callables
 //    receive the TaskContext of the worker that runs them; use that one
@@ -29,6 +34,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <stdexcept>
+#include <string>
 
 #include "daemon/scheduler/worker.hpp"
 #include "shared/protocol.hpp"
@@ -48,6 +55,21 @@ using KernelArgs = std::span<const std::uint64_t, kInlineArgs>;
 // Kernel error codes (KernelResult::error) shared by the built-ins.
 inline constexpr std::uint32_t kWrongAnswer = 1;  // a self-checking kernel got a wrong result
 inline constexpr std::uint32_t kOutOfMemory = 2;  // the kernel could not allocate its workspace
+// Detail of a kKernelError completion whose kernel threw something other
+// than KernelError (the plugin ABI's BEAT_KERNEL_DETAIL_EXCEPTION).
+inline constexpr std::uint32_t kKernelThrewDetail = 0xFFFF'FFFFu;
+
+// Thrown by a kernel (or code it calls) to fail its task with kKernelError
+// and detail `code`, the kernel's own error code.
+class KernelError : public std::runtime_error {
+ public:
+  KernelError(std::uint32_t code, const std::string& what)
+      : std::runtime_error(what), code_(code) {}
+  std::uint32_t code() const noexcept { return code_; }
+
+ private:
+  std::uint32_t code_;
+};
 
 struct KernelResult {
   TaskStatus status = TaskStatus::kOk;

@@ -21,6 +21,8 @@ readonly PACKAGES=(
   libcli11-dev
   libsystemd-dev
   libxxhash-dev
+  libisal-dev
+  libopenblas-dev
   nettle-dev
   libgtest-dev
   libgmock-dev

@@ -7,8 +7,9 @@
 // (validate_descriptor below) before any field is used.
 //
 // Versioning: kProtocolVersion changes whenever a struct in shared/ changes
-// size, layout or meaning. HELLO carries the client's version; the daemon
-// refuses any other.
+// size, layout or meaning, or a control reply changes format (3: KERNELS
+// lines carry each kernel's origin). HELLO carries the client's version;
+// the daemon refuses any other.
 #pragma once
 
 #include <cstddef>
@@ -18,7 +19,7 @@
 
 namespace beat {
 
-inline constexpr std::uint32_t kProtocolVersion = 2;
+inline constexpr std::uint32_t kProtocolVersion = 3;
 
 // "BEATSEG1" little-endian: the first word of every segment.
 inline constexpr std::uint64_t kSegmentMagic = 0x3147455354414542ULL;

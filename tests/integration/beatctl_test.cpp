@@ -18,8 +18,20 @@ TEST(Beatctl, KernelsJsonListsTheBuiltIns) {
                         std::chrono::seconds(10)),
             0)
       << out;
-  for (const char* name : {"\"noop\"", "\"spin\"", "\"checksum\""})
-    EXPECT_NE(out.find(name), std::string::npos) << out;
+  for (const char* name : {"noop", "spin", "checksum", "crc32c", "sort_u64"})
+    EXPECT_NE(out.find("{\"name\":\"" + std::string(name) + "\",\"id\":"), std::string::npos)
+        << out;
+  EXPECT_NE(out.find("{\"name\":\"noop\",\"id\":0,\"origin\":\"built-in\",\"description\":"),
+            std::string::npos)
+      << out;
+  // The table names every column.
+  ASSERT_EQ(run_program({BEAT_BEATCTL_PATH, "--socket", d->socket_path(), "kernels"}, out,
+                        std::chrono::seconds(10)),
+            0)
+      << out;
+  EXPECT_EQ(out.rfind("ID   NAME", 0), 0u) << out;
+  EXPECT_NE(out.find(" ORIGIN "), std::string::npos) << out;
+  EXPECT_NE(out.find(" built-in "), std::string::npos) << out;
 }
 
 TEST(Beatctl, ChecksumBenchVerifiesEveryResult) {

@@ -180,12 +180,19 @@ TEST(EndToEnd, KernelsAndStatsDescribeTheDaemon) {
   EXPECT_EQ(c.worker_count(), 2u);
   auto kernels = c.kernels();
   ASSERT_TRUE(kernels);
-  ASSERT_EQ(kernels->size(), 8u);
+  ASSERT_EQ(kernels->size(), 19u);
   EXPECT_EQ((*kernels)[0].name, "noop");
   EXPECT_EQ((*kernels)[1].name, "spin");
   EXPECT_EQ((*kernels)[2].name, "checksum");
-  EXPECT_EQ((*kernels)[3].name, "fib");
-  EXPECT_EQ((*kernels)[7].name, "matmul");
+  EXPECT_EQ((*kernels)[3].name, "crc32c");
+  EXPECT_EQ((*kernels)[13].name, "topk_fingerprints");
+  EXPECT_EQ((*kernels)[14].name, "fib");
+  EXPECT_EQ((*kernels)[18].name, "matmul");
+  for (const KernelListing& k : *kernels) {
+    EXPECT_EQ(k.id, static_cast<std::uint32_t>(&k - kernels->data()));
+    EXPECT_EQ(k.origin, "built-in") << k.name;
+    EXPECT_FALSE(k.description.empty()) << k.name;
+  }
   auto missing = c.kernel_id("no-such-kernel");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.status().code(), ErrorCode::kNotFound);
