@@ -21,6 +21,7 @@
 #include "daemon/config.hpp"
 #include "daemon/control_server.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/plugin_loader.hpp"
 #include "daemon/topology.hpp"
 #include "daemon/worker_pool.hpp"
 #include "kernels/kernel_registry.hpp"
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::string socket, metrics_address, segment_prefix, log_level;
   std::int64_t workers = -1, idle_spin_us = -1;
+  std::vector<std::string> plugin_dirs;
   bool check_only = false;
   app.add_option("--config", config_path,
                  "TOML configuration file (default: " BEAT_DEFAULT_CONFIG
@@ -53,6 +55,8 @@ int main(int argc, char** argv) {
                  "trace|debug|info|warn|error|critical|off (daemon.log_level)");
   app.add_option("--idle-spin-us", idle_spin_us,
                  "spin before parking, microseconds (workers.idle_spin_us)");
+  app.add_option("--plugin-dir", plugin_dirs,
+                 "kernel plugin directory, repeatable; replaces plugins.directories");
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
   try {
     app.parse(argc, argv);
@@ -68,27 +72,29 @@ int main(int argc, char** argv) {
     if (!loaded) return fail(loaded.status().message());
     config = *loaded;
   }
-  // Flags override the file; each is validated with the key it stands for.
-  if (!socket.empty()) config.socket = socket;
-  if (app.count("--metrics-address") > 0) config.metrics_address = metrics_address;
-  if (!segment_prefix.empty()) config.segment_prefix = segment_prefix;
-  if (!log_level.empty()) config.log_level = log_level;
   // Numeric flags: range-checked here, naming the flag, before they reach
   // the Config fields they override.
-  const auto numeric_flag = [&](const char* flag, std::int64_t value, std::uint32_t max,
-                                std::uint32_t& field) -> bool {
-    if (app.count(flag) == 0) return true;
-    if (value < 0 || value > max) {
-      std::fprintf(stderr, "beatd: %s is %lld, must be in [0, %u]\n", flag,
-                   static_cast<long long>(value), max);
-      return false;
-    }
-    field = static_cast<std::uint32_t>(value);
-    return true;
+  const auto numeric_flag_ok = [&](const char* flag, std::int64_t value, std::uint32_t max) {
+    if (app.count(flag) == 0 || (value >= 0 && value <= max)) return true;
+    std::fprintf(stderr, "beatd: %s is %lld, must be in [0, %u]\n", flag,
+                 static_cast<long long>(value), max);
+    return false;
   };
-  if (!numeric_flag("--workers", workers, beat::kMaxWorkers, config.worker_count) ||
-      !numeric_flag("--idle-spin-us", idle_spin_us, beat::kMaxIdleSpinUs, config.idle_spin_us))
+  if (!numeric_flag_ok("--workers", workers, beat::kMaxWorkers) ||
+      !numeric_flag_ok("--idle-spin-us", idle_spin_us, beat::kMaxIdleSpinUs))
     return 1;
+  // Flags override the file, at start and again on every SIGHUP reload.
+  const auto apply_flags = [&app, socket, metrics_address, segment_prefix, log_level, plugin_dirs,
+                            workers, idle_spin_us](beat::Config& c) {
+    if (!socket.empty()) c.socket = socket;
+    if (app.count("--metrics-address") > 0) c.metrics_address = metrics_address;
+    if (!segment_prefix.empty()) c.segment_prefix = segment_prefix;
+    if (!log_level.empty()) c.log_level = log_level;
+    if (!plugin_dirs.empty()) c.plugin_directories = plugin_dirs;
+    if (app.count("--workers") > 0) c.worker_count = static_cast<std::uint32_t>(workers);
+    if (app.count("--idle-spin-us") > 0) c.idle_spin_us = static_cast<std::uint32_t>(idle_spin_us);
+  };
+  apply_flags(config);
   if (beat::Status s = beat::validate_config(config); !s) return fail(s.message());
   if (check_only) {
     std::printf("configuration OK\n");
@@ -104,6 +110,12 @@ int main(int argc, char** argv) {
 
   beat::KernelRegistry kernels;
   beat::register_builtin_kernels(kernels);
+  beat::PluginLoader plugins(kernels);
+  if (!config.plugin_directories.empty()) {
+    const auto r = plugins.scan(config.plugin_directories);
+    spdlog::info("plugins: {} loaded ({} kernels), {} refused; {} kernels in all", r.loaded,
+                 r.kernels, r.refused, kernels.size());
+  }
 
   // batching.simd, or BEAT_SIMD=scalar from the environment (diagnosis).
   const char* simd_env = std::getenv("BEAT_SIMD");
@@ -120,7 +132,8 @@ int main(int argc, char** argv) {
 
   beat::WorkerPool pool(config, kernels, *topology);
   boost::asio::io_context io;
-  beat::ControlServer server(io, config, config_path, kernels, pool, instance);
+  beat::ControlServer server(io, config, config_path, apply_flags, kernels, plugins, pool,
+                             instance);
   if (beat::Status s = server.listen(); !s) return fail(s.message());
 
   std::unique_ptr<prometheus::Exposer> exposer;

@@ -63,6 +63,27 @@ Status read_string(const toml::table& t, std::string_view section, std::string_v
   return Status::ok();
 }
 
+// Reads an array of strings; absent keys keep `out`.
+Status read_string_array(const toml::table& t, std::string_view section, std::string_view name,
+                         std::vector<std::string>& out, std::string_view origin) {
+  const std::string key = std::string(section) + "." + std::string(name);
+  const toml::node* n = t.get(name);
+  if (n == nullptr) return Status::ok();
+  const toml::array* a = n->as_array();
+  if (a == nullptr) return bad(origin, key, "must be an array of strings, got " + describe(*n));
+  std::vector<std::string> values;
+  for (std::size_t i = 0; i < a->size(); ++i) {
+    auto v = (*a)[i].value_exact<std::string>();
+    if (!v)
+      return bad(
+          origin, key,
+          "must be an array of strings; element " + std::to_string(i) + " is " + describe((*a)[i]));
+    values.push_back(*v);
+  }
+  out = std::move(values);
+  return Status::ok();
+}
+
 Status read_bool(const toml::table& t, std::string_view section, std::string_view name, bool& out,
                  std::string_view origin) {
   const toml::node* n = t.get(name);
@@ -134,6 +155,13 @@ Status validate_config(const Config& c) {
                   "key '" + std::string(key) + "' is " + std::to_string(v) + ", must be in [" +
                       std::to_string(lo) + ", " + std::to_string(hi) + "]");
   };
+  for (std::size_t i = 0; i < c.plugin_directories.size(); ++i) {
+    const std::string& d = c.plugin_directories[i];
+    if (d.empty() || d.front() != '/')
+      return Status(ErrorCode::kInvalidArgument, "key 'plugins.directories' element " +
+                                                     std::to_string(i) + " is \"" + d +
+                                                     "\": must be an absolute path");
+  }
   if (c.socket.empty() || c.socket.size() >= 108)
     return Status(ErrorCode::kInvalidArgument,
                   "key 'daemon.socket' is \"" + c.socket +
@@ -199,7 +227,8 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
   }
   Config c;
   BEAT_TRY(check_known(
-      root, "", {"daemon", "workers", "scheduler", "batching", "clients", "metrics"}, origin));
+      root, "", {"daemon", "workers", "scheduler", "batching", "clients", "metrics", "plugins"},
+      origin));
   Status err;
   if (const toml::table* t = section_of(root, "daemon", err, origin)) {
     BEAT_TRY(check_known(*t, "daemon",
@@ -283,6 +312,11 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
                       c.cq_entries_max, origin));
     BEAT_TRY(read_int(*t, "clients", "arena_bytes_max", 4096,
                       static_cast<std::int64_t>(kMaxArenaBytes), c.arena_bytes_max, origin));
+  }
+  BEAT_TRY(err);
+  if (const toml::table* t = section_of(root, "plugins", err, origin)) {
+    BEAT_TRY(check_known(*t, "plugins", {"directories"}, origin));
+    BEAT_TRY(read_string_array(*t, "plugins", "directories", c.plugin_directories, origin));
   }
   BEAT_TRY(err);
   if (const toml::table* t = section_of(root, "metrics", err, origin)) {

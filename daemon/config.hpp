@@ -50,6 +50,9 @@ struct Config {
   std::uint32_t cq_entries_max = 131072;
   std::uint64_t arena_bytes_max = 1ull << 30;
 
+  // [plugins]
+  std::vector<std::string> plugin_directories;  // scanned for *.so at start and on SIGHUP
+
   // [metrics]
   std::string metrics_address = "127.0.0.1:9464";  // "" disables the exposer
 };

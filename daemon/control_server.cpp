@@ -67,12 +67,15 @@ struct ControlServer::Connection {
 };
 
 ControlServer::ControlServer(asio::io_context& io, Config& config, std::string config_path,
-                             const KernelRegistry& kernels, WorkerPool& pool,
+                             std::function<void(Config&)> apply_flags,
+                             const KernelRegistry& kernels, PluginLoader& plugins, WorkerPool& pool,
                              std::uint64_t daemon_instance)
     : io_(io),
       config_(config),
       config_path_(std::move(config_path)),
+      apply_flags_(std::move(apply_flags)),
       kernels_(kernels),
+      plugins_(plugins),
       pool_(pool),
       daemon_instance_(daemon_instance),
       acceptor_(io),
@@ -140,17 +143,23 @@ void ControlServer::handle_signal(int signo) {
 }
 
 void ControlServer::reload_config() {
-  if (config_path_.empty()) {
-    spdlog::warn("SIGHUP: no config file was given; nothing to reload");
-    return;
-  }
-  auto next = load_config_file(config_path_);
-  if (!next) {
-    spdlog::error("SIGHUP: keeping the running configuration: {}", next.status().message());
-    return;
-  }
   sd_notify(0, "RELOADING=1");
-  const Config& n = *next;
+  if (config_path_.empty()) {
+    spdlog::warn("SIGHUP: no config file was given; rescanning the plugin directories only");
+  } else if (auto next = load_config_file(config_path_); !next) {
+    spdlog::error("SIGHUP: keeping the running configuration: {}", next.status().message());
+  } else {
+    if (apply_flags_) apply_flags_(*next);
+    if (Status s = validate_config(*next); !s)
+      spdlog::error("SIGHUP: keeping the running configuration: {}", s.message());
+    else
+      apply_reloaded(*next);
+  }
+  rescan_plugins();
+  sd_notify(0, "READY=1");
+}
+
+void ControlServer::apply_reloaded(const Config& n) {
   if (n.log_level != config_.log_level) {
     spdlog::set_level(spdlog::level::from_str(n.log_level));
     spdlog::info("SIGHUP: daemon.log_level {} -> {}", config_.log_level, n.log_level);
@@ -166,6 +175,16 @@ void ControlServer::reload_config() {
     spdlog::info("SIGHUP: scheduler.heartbeat_us {} -> {}", config_.heartbeat_us, n.heartbeat_us);
     config_.heartbeat_us = n.heartbeat_us;
   }
+  if (n.plugin_directories != config_.plugin_directories) {
+    const auto list = [](const std::vector<std::string>& dirs) {
+      std::string out = "[";
+      for (const auto& d : dirs) out += (out.size() == 1 ? "\"" : ", \"") + d + "\"";
+      return out + "]";
+    };
+    spdlog::info("SIGHUP: plugins.directories {} -> {}", list(config_.plugin_directories),
+                 list(n.plugin_directories));
+    config_.plugin_directories = n.plugin_directories;
+  }
   const bool restart_needed =
       n.socket != config_.socket || n.socket_mode != config_.socket_mode ||
       n.segment_prefix != config_.segment_prefix || n.max_clients != config_.max_clients ||
@@ -179,8 +198,16 @@ void ControlServer::reload_config() {
   if (restart_needed)
     spdlog::warn(
         "SIGHUP: some changed keys take effect only after a restart "
-        "(only daemon.log_level, workers.idle_spin_us and scheduler.heartbeat_us reload live)");
-  sd_notify(0, "READY=1");
+        "(only daemon.log_level, workers.idle_spin_us, scheduler.heartbeat_us and "
+        "plugins.directories reload live)");
+}
+
+void ControlServer::rescan_plugins() {
+  if (config_.plugin_directories.empty()) return;
+  const std::uint32_t before = kernels_.size();
+  const auto r = plugins_.scan(config_.plugin_directories);
+  spdlog::info("SIGHUP: plugins: {} loaded ({} kernels), {} refused; {} kernels in all (was {})",
+               r.loaded, r.kernels, r.refused, kernels_.size(), before);
 }
 
 void ControlServer::accept_next() {

@@ -22,12 +22,14 @@
 // clang-format on
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
 
 #include "daemon/client_session.hpp"
 #include "daemon/config.hpp"
+#include "daemon/plugin_loader.hpp"
 #include "daemon/worker_pool.hpp"
 #include "kernels/kernel_registry.hpp"
 
@@ -35,8 +37,11 @@ namespace beat {
 
 class ControlServer {
  public:
+  // `apply_flags` re-applies the command line's overrides to a config read
+  // from `config_path` on SIGHUP (flags win over the file, as at start).
   ControlServer(boost::asio::io_context& io, Config& config, std::string config_path,
-                const KernelRegistry& kernels, WorkerPool& pool, std::uint64_t daemon_instance);
+                std::function<void(Config&)> apply_flags, const KernelRegistry& kernels,
+                PluginLoader& plugins, WorkerPool& pool, std::uint64_t daemon_instance);
   ~ControlServer();
 
   // Binds and listens. Fails when
@@ -70,13 +75,19 @@ class ControlServer {
   void housekeeping();
   void check_drain();
   void finish_shutdown();
+  // SIGHUP: re-reads the config file, applies what can change live, and
+  // loads new plugins from plugins.directories.
   void reload_config();
+  void apply_reloaded(const Config& next);
+  void rescan_plugins();
   void handle_signal(int signo);
 
   boost::asio::io_context& io_;
   Config& config_;
   std::string config_path_;
-  const KernelRegistry& kernels_;
+  std::function<void(Config&)> apply_flags_;
+  const KernelRegistry& kernels_;  // plugins_ adds to it (this thread only)
+  PluginLoader& plugins_;
   WorkerPool& pool_;
   std::uint64_t daemon_instance_;
   boost::asio::local::stream_protocol::acceptor acceptor_;

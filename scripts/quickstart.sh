@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Beat in one command: installs what is missing, builds beatd and beatctl with
-# the release preset, starts a private beatd, runs a few beatctl commands
-# against it (two of them verified benchmarks) and stops it.
+# Beat in one command: installs what is missing, builds beatd, beatctl and the
+# example kernel plugin with the release preset, starts a private beatd that
+# loads the plugin, runs a few beatctl commands against it (two verified
+# benchmarks, checked fork-join and data kernels) and stops it.
 #
 # The daemon runs as the current user with its own socket in a temporary
 # directory and its own segment prefix (beatqs-<pid of this script>), so it
@@ -112,13 +113,19 @@ bash scripts/install-deps.sh
 
 say "configure + build (release preset: beatd, beatctl)"
 cmake --preset release >/dev/null
-cmake --build --preset release --target beatd beatctl
+cmake --build --preset release --target beatd beatctl beat_example_plugin
 [[ -x "${beatd}" ]] || fail "build produced no ${beatd}"
 [[ -x "${beatctl}" ]] || fail "build produced no ${beatctl}"
 
-say "starting beatd (socket ${socket}, segment prefix ${prefix}, log ${log})"
+# The example kernel plugin, from a directory only this user can write
+# (beatd refuses plugins others could have replaced).
+plugin_dir="${work_dir}/plugins"
+mkdir -m 0700 "${plugin_dir}"
+install -m 0755 build/release/kernels/plugins/libbeat_example_plugin.so "${plugin_dir}/"
+
+say "starting beatd (socket ${socket}, segment prefix ${prefix}, plugins ${plugin_dir}, log ${log})"
 "${beatd}" --config config/beatd.toml --socket "${socket}" --segment-prefix "${prefix}" \
-  --metrics-address 127.0.0.1:0 >"${log}" 2>&1 &
+  --metrics-address 127.0.0.1:0 --plugin-dir "${plugin_dir}" >"${log}" 2>&1 &
 daemon_pid=$!
 deadline=$((SECONDS + kStartTimeoutS))
 until socket_accepts "${socket}"; do
@@ -157,6 +164,31 @@ for task in "fib 32" "nqueens 12" "uts 1" "matmul 1024"; do
   # shellcheck disable=SC2086  # the kernel name and its argument are two words
   "${ctl[@]}" run ${task} || fail "beatctl run ${task} failed"
 done
+
+# Data kernels over a client's arena (beatctl run fills --data-bytes with
+# bytes 0, 1, 2, ...): a built-in and the example plugin's, results checked
+# against values computed here.
+say "beatctl run: data kernels (crc32c built-in, example.count_byte plugin), results checked"
+expected_crc="$(python3 -c '
+crc = 0xFFFFFFFF
+for b in bytes(i % 256 for i in range(4096)):
+    crc ^= b
+    for _ in range(8):
+        crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+print(crc ^ 0xFFFFFFFF)')"
+run_checked() {  # $1: expected result; the rest: beatctl run arguments
+  local expected=$1 out
+  shift
+  out="$("${ctl[@]}" run "$@" --json)" || fail "beatctl run $* failed: ${out}"
+  echo "  $*: ${out}"
+  python3 -c 'import json, sys
+r = json.loads(sys.argv[1])
+sys.exit(0 if r["status"] == "ok" and r["result"] == int(sys.argv[2]) else 1)' "${out}" "${expected}" \
+    || fail "beatctl run $*: expected result ${expected}"
+}
+run_checked "${expected_crc}" crc32c 0 --data-bytes 4096
+run_checked 16 example.count_byte 7 --data-bytes 4096    # 4096 bytes of 0..255: sixteen 7s
+run_checked 100 example.utf8_validate --data-bytes 100   # bytes 0..99: 100 ASCII code points
 
 say "beatctl status"
 "${ctl[@]}" status
