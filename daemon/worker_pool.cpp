@@ -383,7 +383,18 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
   w.parallel_for(0, batches.size(), 1,
                  [this, &s, chunk, batches](sched::Worker& x, std::uint64_t b) {
                    const batching::Batch& batch = *batches[b];
-                   for (const std::uint16_t t : batch.span()) run_task(x, s, chunk[t]);
+                   const std::span<const std::uint16_t> tasks = batch.span();
+                   if (batch.ordered || tasks.size() == 1 || cheap(chunk[tasks[0]])) {
+                     for (const std::uint16_t t : tasks) run_task(x, s, chunk[t]);
+                   } else {
+                     // Tasks that may each take long (similar ones share a
+                     // kernel): another splittable range, so an idle worker
+                     // can take the batch's tail instead of waiting for it.
+                     x.parallel_for(0, tasks.size(), 1,
+                                    [this, &s, chunk, tasks](sched::Worker& y, std::uint64_t i) {
+                                      run_task(y, s, chunk[tasks[i]]);
+                                    });
+                   }
                    if (batch.ordered) {
                      publish(x);  // this batch's completions are on the CQ...
                      // SYNC POINT WRITE: ...before the next ordered batch may be taken;
@@ -433,6 +444,12 @@ void WorkerPool::record_batches(WorkerCounters& c, std::span<batching::Batch* co
   if (corrected != 0) bump(c.fingerprints_corrected, corrected);
 }
 
+bool WorkerPool::cheap(const TaskDescriptor& d) const noexcept {
+  // An unknown kernel id fails fast in run_task: cheap too.
+  if (d.kernel_id >= kernels_.size()) return true;
+  return kernels_.at(d.kernel_id).batchable && d.data_length <= kBatchableDataBytes;
+}
+
 void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d) {
   if ((d.flags & kTaskFlagCancelled) != 0) return;
   const SegmentView& v = s.view();
@@ -449,7 +466,12 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
     const KernelInfo& k = kernels_.at(d.kernel_id);
     // A task that may take long first posts what this worker holds, so
     // earlier completions are not held behind it (KernelInfo::batchable).
-    if (!(k.batchable && d.data_length <= kBatchableDataBytes)) publish(w);
+    if (!(k.batchable && d.data_length <= kBatchableDataBytes)) {
+      publish(w);
+      // It may run long without a heartbeat check: let an idle worker
+      // have the rest of this chunk now rather than after it.
+      w.share_before_long_call();
+    }
     const ArenaView data = (d.flags & kTaskFlagUsesData) != 0
                                ? ArenaView{v.arena + d.data_offset, d.data_length}
                                : ArenaView{};

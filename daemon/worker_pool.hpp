@@ -135,6 +135,8 @@ class WorkerPool final : public sched::WorkSource {
   bool intake_pass(sched::Worker& w);
   bool intake(sched::Worker& w, ClientSession& s);
   void run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d);
+  // A task whose kernel is batchable and whose data is small: microseconds.
+  bool cheap(const TaskDescriptor& d) const noexcept;
   void log_kernel_exception(sched::Worker& w, const KernelInfo& k, const char* what,
                             std::uint32_t detail) noexcept;
   static void record_formation(WorkerCounters& c, std::int64_t ns) noexcept;

@@ -86,11 +86,20 @@ struct Worker::RangeFrameBase : Frame {
   }
   // Owner, at promotion: moves the upper half of the remaining range into a
   // new RangeJob. Returns nullptr when the remainder is too small to split
-  // (it never grows again) or the split storage is full.
-  RangeJob* try_split() noexcept {
+  // (it never grows again) or the split storage is full. With `give_rest`
+  // (the owner is about to be busy for long: Worker::share_before_long_call)
+  // a remainder of one to two grains moves whole instead, leaving the owner
+  // nothing after its current iteration.
+  RangeJob* try_split(bool give_rest = false) noexcept {
     const std::uint64_t remaining = end - next;
-    if (remaining < 2 * grain || splits == kMaxSplits) return nullptr;
-    const std::uint64_t mid = next + remaining / 2;
+    if (splits == kMaxSplits) return nullptr;
+    std::uint64_t mid;
+    if (remaining >= 2 * grain)
+      mid = next + remaining / 2;
+    else if (give_rest && remaining != 0 && remaining >= grain)
+      mid = next;
+    else
+      return nullptr;
     auto* rj = new (split_storage + splits * sizeof(RangeJob)) RangeJob{};
     rj->begin = mid;
     rj->end = end;

@@ -143,7 +143,7 @@ bool Worker::poll_source() {
   return ran;
 }
 
-void Worker::promote_oldest() noexcept {
+void Worker::promote_oldest(bool give_rest) noexcept {
   while (promote_from_ < top_) {
     Frame* f = frames_[promote_from_];
     if (f->kind == Frame::Kind::kJoin) {
@@ -156,11 +156,17 @@ void Worker::promote_oldest() noexcept {
       push_promoted(job);
       return;
     }
-    if (RangeJob* rj = static_cast<RangeFrameBase*>(f)->try_split()) {
+    auto* range = static_cast<RangeFrameBase*>(f);
+    if (RangeJob* rj = range->try_split(give_rest)) {
       // The frame stays at promote_from_: it may split again.
       push_promoted(&rj->job);
       return;
     }
+    // Too small to halve. The newest frame stays promotable while a grain
+    // is left, for share_before_long_call to give away whole: there is
+    // nothing newer to promote past it. (A heartbeat at the last
+    // iteration's tick would otherwise retire a chunk's last long task.)
+    if (promote_from_ + 1 == top_ && range->end - range->next >= range->grain) return;
     ++promote_from_;  // unsplittable for good (invariant 2)
   }
 }
@@ -193,6 +199,8 @@ void Worker::share_with_parked() noexcept {
       pool_.spinners_.load(std::memory_order_relaxed) == 0)
     promote_oldest();
 }
+
+void Worker::share_before_long_call() noexcept { promote_oldest(/*give_rest=*/true); }
 
 void Worker::run_taken(Job* job) noexcept {
   begin_work();

@@ -183,6 +183,18 @@ class Worker {
   void parallel_for(Ctx& ctx, std::uint64_t begin, std::uint64_t end, std::uint64_t grain,
                     Body&& body);
 
+  // For a caller about to run something that may take long and neither
+  // forks nor polls (a client task whose kernel is not batchable): no
+  // heartbeat check can promote the work queued in this worker's frames
+  // until it returns, so the oldest promotable frame is promoted now, for
+  // any worker that is or becomes idle meanwhile (push_promoted wakes a
+  // parked one if nobody is searching). Unconditional: a check of the idle
+  // counts here races with a worker between two looks at the deques, which
+  // then stays idle for the whole call. Unstolen, the work comes back to
+  // its owner at the cost of a deque push and pop (tens of nanoseconds,
+  // beside a call worth sharing around).
+  void share_before_long_call() noexcept;
+
   // The heartbeat check, for a kernel's long sequential loop between forks,
   // so its enclosing frames can be promoted while it runs: one relaxed load.
   // (Forks and parallel_for iterations check on their own.)
@@ -409,7 +421,8 @@ class Worker {
   // Heartbeat slow path; `periodic`: the kSelfBeatPeriod count came round
   // (or an inline subtree ended); `now`: a clock read already made, or 0.
   void beat(bool periodic, std::int64_t now = 0) noexcept;
-  void promote_oldest() noexcept;  // invariant 2
+  // give_rest: RangeFrameBase::try_split's, for share_before_long_call.
+  void promote_oldest(bool give_rest = false) noexcept;  // invariant 2
   // Owner: takes `job` back from the deque; false when a thief has it.
   bool reclaim(Job* job) noexcept;
   // Owner: waits for a stolen job, running other work meanwhile.

@@ -19,6 +19,7 @@
 #include "client/client.hpp"
 #include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
+#include "tests/integration/stats_json.hpp"
 #include "tests/support/watchdog.hpp"
 
 namespace beat {
@@ -168,6 +169,38 @@ TEST(EndToEnd, ChecksumResultsEqualXxh3ComputedHere) {
     EXPECT_EQ(x.result, expected[x.tag]) << "size " << sizes[x.tag];
   }
   for (int s : seen) EXPECT_EQ(s, 1);
+}
+
+TEST(EndToEnd, LongTasksSubmittedTogetherRunOnBothWorkers) {
+  // Two 300 ms spins in one submission: one worker takes both in one chunk,
+  // and a spin never reaches a heartbeat check, so that worker must give
+  // the second away before it starts the first (WorkerPool::run_task,
+  // Worker::share_before_long_call). Checked by where they ran, not by
+  // time: after each round, each worker has run exactly one more task.
+  // Rounds alternate between parked workers and just-busy ones.
+  auto d = DaemonProcess::start();
+  ASSERT_NE(d, nullptr);
+  auto client = Client::connect({.socket_path = d->socket_path(), .name = "long"});
+  ASSERT_TRUE(client) << client.status().message();
+  Client& c = **client;
+  const auto spin = c.kernel_id("spin");
+  ASSERT_TRUE(spin);
+  constexpr int kRounds = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    if (round % 2 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const std::vector<Completion> out =
+        test::run_all(c, {make_task(*spin, 1, {300'000'000}), make_task(*spin, 2, {300'000'000})});
+    ASSERT_EQ(out.size(), 2u);
+    for (const Completion& x : out) EXPECT_EQ(x.status, TaskStatus::kOk);
+  }
+  const std::string stats = test::stats_when(
+      c, [](const std::string& s) { return test::sum_over_workers(s, "tasks") >= 2 * kRounds; });
+  std::vector<std::uint64_t> per_worker;
+  for (std::size_t at = stats.find("{\"index\":"); at < stats.find("\"clients\":[");
+       at = stats.find("{\"index\":", at + 1))
+    per_worker.push_back(
+        static_cast<std::uint64_t>(test::json_number(stats, "tasks", at).value_or(0)));
+  EXPECT_EQ(per_worker, (std::vector<std::uint64_t>{kRounds, kRounds})) << stats;
 }
 
 TEST(EndToEnd, KernelsAndStatsDescribeTheDaemon) {

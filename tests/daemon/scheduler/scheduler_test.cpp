@@ -384,6 +384,39 @@ TEST(Scheduler, PollLetsALongLoopBetweenForksBeShared) {
   EXPECT_GE(s.stats().steals, 1u);
 }
 
+TEST(Scheduler, ShareBeforeALongCallGivesAwayEvenTheLastIteration) {
+  // Two iterations, each a long call that never polls (a client task whose
+  // kernel is not batchable). Once iteration 0 runs, one iteration remains:
+  // too few to halve, so no heartbeat would ever share it, and a heartbeat
+  // at iteration 0's tick (raised by the searching worker) must not retire
+  // the frame either. The idle worker may be searching, parking or parked
+  // at any moment of this (20 rounds).
+  // Iteration 0 waits for iteration 1 to start: run by one worker alone,
+  // the loop never finishes (the watchdog fails it).
+  test::ScopedWatchdog watchdog("Scheduler.ShareBeforeALongCall", 60);
+  const Topology topo = machine();
+  Scheduler s(options(2, 50, 100), topo);
+  ASSERT_TRUE(s.start());
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<bool> second_started{false};
+    s.run([&](Worker& w) {
+      w.parallel_for(0, 2, 1, [&](Worker& x, std::uint64_t i) {
+        x.share_before_long_call();
+        if (i == 1) {
+          second_started.store(true);
+          return;
+        }
+        while (!second_started.load()) std::this_thread::yield();  // no poll()
+      });
+    });
+    EXPECT_TRUE(second_started.load());
+    if (round == 1) {
+      ASSERT_TRUE(wait_parked(s, 2));  // the next round starts from parked workers
+    }
+  }
+  EXPECT_GE(s.stats().steals, 20u);
+}
+
 TEST(Scheduler, RunsFromSeveralExternalThreads) {
   test::ScopedWatchdog watchdog("Scheduler.ExternalThreads", 60);
   const Topology topo = machine();
