@@ -252,9 +252,10 @@ Status Client::ensure_kernel_table() {
 
 Result<std::uint32_t> Client::kernel_id(std::string_view name) {
   std::lock_guard lock(control_mutex_);
+  const bool fetched_now = !kernel_table_loaded_;
   if (Status s = ensure_kernel_table(); !s) return s;
   auto it = kernel_ids_.find(std::string(name));
-  if (it == kernel_ids_.end()) {
+  if (it == kernel_ids_.end() && !fetched_now) {
     // Not in the cached table: the daemon may have loaded a plugin since
     // (SIGHUP). Ids never change, so refreshing the table is always safe.
     kernel_table_loaded_ = false;
@@ -273,6 +274,8 @@ Result<std::uint32_t> Client::kernel_id(std::string_view name) {
 
 Result<std::vector<KernelListing>> Client::kernels() {
   std::lock_guard lock(control_mutex_);
+  // Fresh on every call (and the cache kernel_id uses with it).
+  kernel_table_loaded_ = false;
   if (Status s = ensure_kernel_table(); !s) return s;
   return kernel_table_;
 }

@@ -119,7 +119,8 @@ class Client {
   // more (the daemon may have loaded a plugin since). Ids never change while
   // the daemon runs. Unknown name: kNotFound naming it.
   Result<std::uint32_t> kernel_id(std::string_view name);
-  // {id, name, origin, description} of every kernel (cached like kernel_id).
+  // {id, name, origin, description} of every kernel, fetched from the
+  // daemon on every call (and refreshing kernel_id's cache).
   Result<std::vector<KernelListing>> kernels();
   // The daemon's STATS JSON object (fetched on every call).
   Result<std::string> stats_json();

@@ -25,33 +25,44 @@ struct Collected {
   std::string malformed;  // the first add_kernel call that was malformed
 };
 
+// The registrar's callbacks run inside the plugin's beat_plugin_init, a C
+// frame: nothing may unwind through them.
 int registrar_add_kernel(beat_plugin_registrar* r, const char* name, const char* description,
-                         beat_kernel_fn fn, std::uint32_t flags) {
+                         beat_kernel_fn fn, void* kernel_data, std::uint32_t flags) noexcept {
   auto& c = *static_cast<Collected*>(r->impl);
-  if (name == nullptr || fn == nullptr) {
-    if (c.malformed.empty())
-      c.malformed = std::string("add_kernel called with a null ") +
-                    (name == nullptr ? "name" : "function") +
-                    (name != nullptr ? std::string(" for '") + name + "'" : std::string());
+  try {
+    if (name == nullptr || fn == nullptr) {
+      if (c.malformed.empty())
+        c.malformed = std::string("add_kernel called with a null ") +
+                      (name == nullptr ? "name" : "function for '" + std::string(name) + "'");
+      return -1;
+    }
+    if ((flags & ~std::uint32_t{BEAT_KERNEL_FLAG_BATCHABLE}) != 0) {
+      if (c.malformed.empty())
+        c.malformed =
+            std::string("add_kernel '") + name + "' has unknown flags " + std::to_string(flags);
+      return -1;
+    }
+    KernelInfo k;
+    k.name = name;
+    k.description = description != nullptr ? description : "";
+    k.plugin_fn = fn;
+    k.plugin_data = kernel_data;
+    k.batchable = (flags & BEAT_KERNEL_FLAG_BATCHABLE) != 0;
+    c.kernels.push_back(std::move(k));
+    return 0;
+  } catch (...) {
+    if (c.malformed.empty()) c.malformed = "out of memory while registering kernels";
     return -1;
   }
-  if ((flags & ~std::uint32_t{BEAT_KERNEL_FLAG_BATCHABLE}) != 0) {
-    if (c.malformed.empty())
-      c.malformed =
-          std::string("add_kernel '") + name + "' has unknown flags " + std::to_string(flags);
-    return -1;
-  }
-  KernelInfo k;
-  k.name = name;
-  k.description = description != nullptr ? description : "";
-  k.plugin_fn = fn;
-  k.batchable = (flags & BEAT_KERNEL_FLAG_BATCHABLE) != 0;
-  c.kernels.push_back(std::move(k));
-  return 0;
 }
 
-void registrar_set_error(beat_plugin_registrar* r, const char* message) {
-  static_cast<Collected*>(r->impl)->error = message != nullptr ? message : "";
+void registrar_set_error(beat_plugin_registrar* r, const char* message) noexcept {
+  try {
+    static_cast<Collected*>(r->impl)->error = message != nullptr ? message : "";
+  } catch (...) {
+    // Out of memory: the plugin is refused for its return code anyway.
+  }
 }
 
 std::string mode_string(mode_t mode) {
@@ -61,9 +72,11 @@ std::string mode_string(mode_t mode) {
 }
 
 // The trust checks of beat_kernel.h: root's or beatd's own, and not
-// writable by group or others.
+// writable by group or others. A directory with the sticky bit (/tmp) may
+// be writable by all: nobody but an entry's owner can rename or remove it.
 Status check_trusted(const std::string& what, const struct stat& st) {
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+  const bool sticky_dir = S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) != 0;
+  if (!sticky_dir && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
     return Status(ErrorCode::kPermissionDenied,
                   what + " is writable by group or others (mode " + mode_string(st.st_mode) + ")");
   if (st.st_uid != 0 && st.st_uid != ::geteuid())
@@ -112,9 +125,13 @@ PluginLoader::ScanReport PluginLoader::scan(const std::vector<std::string>& dire
   return report;
 }
 
-Result<std::uint32_t> PluginLoader::load(const std::string& path) {
-  auto added = load_checked(path);
-  if (!added) spdlog::error("plugin {}: refused: {}", path, added.status().message());
+Result<std::uint32_t> PluginLoader::load(const std::string& given) {
+  std::error_code ec;
+  const std::string path = std::filesystem::canonical(given, ec).string();
+  Result<std::uint32_t> added =
+      ec ? Status(ErrorCode::kNotFound, "cannot resolve the path: " + ec.message())
+         : load_checked(path);
+  if (!added) spdlog::error("plugin {}: refused: {}", ec ? given : path, added.status().message());
   return added;
 }
 
@@ -124,10 +141,7 @@ std::vector<std::string> PluginLoader::loaded_paths() const {
   return paths;
 }
 
-Result<std::uint32_t> PluginLoader::load_checked(const std::string& given) {
-  std::error_code ec;
-  const std::string path = std::filesystem::canonical(given, ec).string();
-  if (ec) return Status(ErrorCode::kNotFound, "cannot resolve the path: " + ec.message());
+Result<std::uint32_t> PluginLoader::load_checked(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     return Status(ErrorCode::kIo, std::string("cannot stat it: ") + std::strerror(errno));
@@ -149,13 +163,18 @@ Result<std::uint32_t> PluginLoader::load_checked(const std::string& given) {
     return Status(ErrorCode::kInvalidArgument,
                   "its path must be one line without tabs of at most " +
                       std::to_string(kMaxOriginBytes) + " bytes");
+  // The file and every directory above it: with all of them trusted, no one
+  // else can swap the file between these checks and dlopen.
   if (Status s = check_trusted("the file", st); !s) return s;
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  struct stat dst {};
-  if (::stat(dir.c_str(), &dst) != 0)
-    return Status(ErrorCode::kIo,
-                  "cannot stat its directory: " + std::string(std::strerror(errno)));
-  if (Status s = check_trusted("its directory " + dir, dst); !s) return s;
+  for (std::filesystem::path dir = std::filesystem::path(path).parent_path();;
+       dir = dir.parent_path()) {
+    struct stat dst {};
+    if (::stat(dir.c_str(), &dst) != 0)
+      return Status(ErrorCode::kIo, "cannot stat directory " + dir.string() + ": " +
+                                        std::string(std::strerror(errno)));
+    if (Status s = check_trusted("directory " + dir.string(), dst); !s) return s;
+    if (dir == dir.root_path()) break;
+  }
 
   Handle handle;
   handle.h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -173,10 +192,13 @@ Result<std::uint32_t> PluginLoader::load_checked(const std::string& given) {
   if (init_fn == nullptr)
     return Status(ErrorCode::kInvalidArgument, "missing symbol beat_plugin_init");
   const std::uint32_t version = version_fn();
-  if (version != BEAT_KERNEL_ABI_VERSION)
+  // Older plugins only use what their header had, which never moves.
+  if (version == 0 || version > BEAT_KERNEL_ABI_VERSION)
     return Status(ErrorCode::kInvalidArgument, "ABI version " + std::to_string(version) +
-                                                   ", but this beatd speaks " +
+                                                   ", but this beatd speaks 1 to " +
                                                    std::to_string(BEAT_KERNEL_ABI_VERSION));
+  // Optional: undoes init when the plugin is refused after it.
+  auto* fini_fn = reinterpret_cast<void (*)()>(::dlsym(handle.h, "beat_plugin_fini"));
 
   Collected collected;
   beat_plugin_registrar registrar{sizeof(beat_plugin_registrar), BEAT_KERNEL_ABI_VERSION,
@@ -192,38 +214,53 @@ Result<std::uint32_t> PluginLoader::load_checked(const std::string& given) {
   if (rc != 0)
     return Status(ErrorCode::kInvalidArgument,
                   "beat_plugin_init returned " + std::to_string(rc) +
-                      (collected.error.empty() ? std::string() : ": " + collected.error));
-  if (!collected.malformed.empty()) return Status(ErrorCode::kInvalidArgument, collected.malformed);
+                      (!collected.error.empty()       ? ": " + collected.error
+                       : !collected.malformed.empty() ? ": " + collected.malformed
+                                                      : std::string()));
+  // From here on a refusal undoes init first.
+  const auto refuse_after_init = [&](Status why) {
+    if (fini_fn != nullptr) fini_fn();
+    return why;
+  };
+  if (!collected.malformed.empty())
+    return refuse_after_init(Status(ErrorCode::kInvalidArgument, collected.malformed));
   if (collected.kernels.empty())
-    return Status(ErrorCode::kInvalidArgument, "beat_plugin_init registered no kernels");
+    return refuse_after_init(
+        Status(ErrorCode::kInvalidArgument, "beat_plugin_init registered no kernels"));
 
   // All or nothing: check every kernel before adding any.
+  std::string names;
   for (std::size_t i = 0; i < collected.kernels.size(); ++i) {
     const KernelInfo& k = collected.kernels[i];
-    if (Status s = check_kernel_name(k.name); !s) return s;
-    if (Status s = check_kernel_description(k.name, k.description); !s) return s;
+    if (Status s = check_kernel_name(k.name); !s) return refuse_after_init(s);
+    if (Status s = check_kernel_description(k.name, k.description); !s) return refuse_after_init(s);
     for (std::size_t j = 0; j < i; ++j)
       if (collected.kernels[j].name == k.name)
-        return Status(ErrorCode::kInvalidArgument, "it registers kernel '" + k.name + "' twice");
+        return refuse_after_init(
+            Status(ErrorCode::kInvalidArgument, "it registers kernel '" + k.name + "' twice"));
     if (const auto id = registry_.find(k.name))
-      return Status(ErrorCode::kInvalidArgument,
-                    "kernel '" + k.name + "' is already registered by " + registry_.at(*id).origin);
+      return refuse_after_init(
+          Status(ErrorCode::kInvalidArgument,
+                 "kernel '" + k.name + "' is already registered by " + registry_.at(*id).origin));
+    names += (names.empty() ? "" : ", ") + k.name;
   }
   if (registry_.size() + collected.kernels.size() > KernelRegistry::kMaxKernels)
-    return Status(ErrorCode::kInvalidArgument,
-                  "its " + std::to_string(collected.kernels.size()) +
-                      " kernels do not fit: " + std::to_string(registry_.size()) + " of " +
-                      std::to_string(KernelRegistry::kMaxKernels) + " ids are taken");
+    return refuse_after_init(Status(ErrorCode::kInvalidArgument,
+                                    "its " + std::to_string(collected.kernels.size()) +
+                                        " kernels do not fit: " + std::to_string(registry_.size()) +
+                                        " of " + std::to_string(KernelRegistry::kMaxKernels) +
+                                        " ids are taken"));
+  loaded_.push_back({path, st.st_dev, st.st_ino, st.st_mtim, false});
 
-  std::string names;
+  // Never closed from here on, whatever happens below: a kernel workers can
+  // see must keep its code.
+  handle.release();
   for (KernelInfo& k : collected.kernels) {
-    names += (names.empty() ? "" : ", ") + k.name;
     k.origin = path;
-    // Cannot fail: every rule add() applies was checked above.
+    // Cannot fail: every rule add() applies was checked above, and moving
+    // the strings allocates nothing.
     if (auto id = registry_.add(std::move(k)); !id) throw std::logic_error(id.status().message());
   }
-  handle.release();  // never closed: its kernels stay registered
-  loaded_.push_back({path, st.st_dev, st.st_ino, st.st_mtim, false});
   const auto n = static_cast<std::uint32_t>(collected.kernels.size());
   spdlog::info("plugin {}: loaded {} kernel{} ({})", path, n, n == 1 ? "" : "s", names);
   return n;

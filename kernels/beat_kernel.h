@@ -9,29 +9,43 @@
  * A plugin exports two functions with C linkage:
  *
  *   uint32_t beat_plugin_abi_version(void);
- *       Returns BEAT_KERNEL_ABI_VERSION as the plugin was compiled. beatd
- *       refuses a plugin whose version differs from its own.
+ *       Returns BEAT_KERNEL_ABI_VERSION as the plugin was compiled.
  *
  *   int beat_plugin_init(beat_plugin_registrar* registrar);
  *       Registers the plugin's kernels with registrar->add_kernel and returns
  *       0, or returns non-zero (after registrar->set_error) to refuse to
- *       load. Called once, on beatd's control thread, before any of the
- *       plugin's kernels can run. If beatd refuses the plugin after init
- *       (a duplicate or malformed kernel name), it unloads it (dlclose):
- *       init must not start threads or leave anything behind that outlives
- *       the library.
+ *       load. Called on beatd's control thread, before any of the plugin's
+ *       kernels can run; the registrar is valid only during the call.
  *
- * A plugin that lacks either symbol, returns another ABI version, fails
- * init or registers a name that is malformed or already taken is refused as
- * a whole: none of its kernels is registered, beatd logs one line naming
- * the file and the reason, and goes on.
+ * and optionally a third:
+ *
+ *   void beat_plugin_fini(void);
+ *       Undoes init. Called only when beatd refuses the plugin after a
+ *       successful init (a malformed or already-taken kernel name, no
+ *       kernels, a full registry), just before it unloads the library
+ *       (dlclose). A loaded plugin is never unloaded, so fini never runs
+ *       for it. Init must not start threads.
+ *
+ * A plugin that lacks a required symbol, speaks an ABI version beatd does
+ * not, fails init or registers a name that is malformed or taken is refused
+ * as a whole: none of its kernels is registered, beatd logs one line naming
+ * the file and the reason, and goes on. A refused plugin is tried again
+ * (init runs again) on the next SIGHUP.
+ *
+ * Versions: BEAT_KERNEL_ABI_VERSION grows when something is appended to
+ * this header (a host service, a registrar function, a flag). Nothing ever
+ * moves or changes meaning; struct_size fields say how much of a struct the
+ * other side has. beatd loads plugins built against its own version or an
+ * older one, and refuses one built against a newer header.
  *
  * Kernels. A kernel is a function
  *
  *   beat_kernel_result fn(beat_kernel_context* ctx, const uint64_t* args,
  *                         beat_arena_view data);
  *
- * called by a worker thread for one task: `args` points at the task's
+ * called by a worker thread for one task: ctx->kernel_data is the pointer
+ * the kernel was registered with (one function may serve several kernels),
+ * `args` points at the task's
  * BEAT_KERNEL_INLINE_ARGS inline words, `data` is the task's data range
  * (already checked to lie inside the client's arena; {NULL, 0} when the task
  * carries none). The kernel returns beat_kernel_ok(value) or an error:
@@ -42,8 +56,10 @@
  *                                  BEAT_KERNEL_DATA_RANGE: the data range)
  *                                  is bad
  *   beat_kernel_cancelled()        stopped early because beat_cancelled()
- * Any other status value is reported to the client as kernel_error with
- * detail BEAT_KERNEL_DETAIL_BAD_STATUS.
+ * Any other status value, and invalid_args or invalid_range with an index
+ * above 3, is reported to the client as kernel_error with detail
+ * BEAT_KERNEL_DETAIL_BAD_STATUS. Error codes 0xFFFFFF00 and above are
+ * reserved for beatd (BEAT_KERNEL_DETAIL_*).
  *
  * Rules for kernels (the same as for built-ins, kernels/kernel.hpp):
  *  - The arena is shared with the client, which may write it while the
@@ -61,7 +77,10 @@
  *    defined when both sides use the same C++ runtime.
  *  - Nested parallelism: beat_join() and beat_parallel_for() fork through
  *    beatd's work-stealing scheduler; the callbacks get the context of the
- *    worker that runs them and must use that one.
+ *    worker that runs them and must use that one (forking with another
+ *    context, e.g. the kernel's outer one kept in a struct, corrupts the
+ *    scheduler). A context is valid only until the call that received it
+ *    returns.
  *
  * Trust model. A plugin runs inside beatd with beatd's privileges and can
  * read every client's shared memory: loading one is the same as trusting its
@@ -69,7 +88,9 @@
  * takes beatd down with every client's tasks. beatd therefore loads only
  * from directories the operator configures, and refuses a plugin file (or a
  * directory holding it) that is writable by group or others or owned by a
- * user other than root or beatd's own user (docs/plugins.md).
+ * user other than root or beatd's own user, and one below a directory that
+ * is (docs/plugins.md). Replace a plugin file by rename (install(1), mv),
+ * never by writing over it: the loaded copy's pages are mapped by beatd.
  *
  * Thread-safety: beat_plugin_init and the registrar on the control thread
  * only; kernels and every function of beat_kernel_host on any worker, for
@@ -98,7 +119,8 @@ extern "C" {
 
 /* beat_kernel_invalid_range(BEAT_KERNEL_DATA_RANGE): the task's data range. */
 #define BEAT_KERNEL_DATA_RANGE 3u
-/* Details beatd itself reports with BEAT_KERNEL_STATUS_ERROR. */
+/* Details beatd itself reports with BEAT_KERNEL_STATUS_ERROR (reserved:
+ * a kernel's own codes stay below 0xFFFFFF00). */
 #define BEAT_KERNEL_DETAIL_EXCEPTION 0xFFFFFFFFu  /* the kernel threw */
 #define BEAT_KERNEL_DETAIL_BAD_STATUS 0xFFFFFFFEu /* it returned an unknown status */
 
@@ -120,9 +142,10 @@ typedef struct beat_arena_view {
 
 typedef struct beat_kernel_host beat_kernel_host;
 
-/* What a kernel gets for one task. Opaque except for `host`. */
+/* What a kernel gets for one task. beatd's own fields follow these two. */
 typedef struct beat_kernel_context {
   const beat_kernel_host* host;
+  void* kernel_data; /* as given to add_kernel */
 } beat_kernel_context;
 
 typedef beat_kernel_result (*beat_kernel_fn)(beat_kernel_context* ctx, const uint64_t* args,
@@ -162,12 +185,14 @@ typedef struct beat_plugin_registrar {
   void* impl; /* beatd's; do not touch */
   /* Registers a kernel. name: 1 to 47 of [A-Za-z0-9_.-], unique in the
    * daemon (prefix it with the plugin's name: "myplugin.kernel");
-   * description: one line, no tabs; flags: BEAT_KERNEL_FLAG_*. Returns 0, or
-   * non-zero when the call itself is malformed (NULL name or function);
-   * names are checked against the daemon's when init returns. The strings
-   * are copied. */
+   * description: one line of at most 160 bytes, no tabs; kernel_data:
+   * handed to every call as ctx->kernel_data (may be NULL); flags:
+   * BEAT_KERNEL_FLAG_*. Returns 0, or non-zero when the call is malformed
+   * (NULL name or function, unknown flags), which refuses the plugin.
+   * Names and descriptions are checked when init returns. The strings are
+   * copied. */
   int (*add_kernel)(struct beat_plugin_registrar* r, const char* name, const char* description,
-                    beat_kernel_fn fn, uint32_t flags);
+                    beat_kernel_fn fn, void* kernel_data, uint32_t flags);
   /* The reason beat_plugin_init is about to return non-zero, for beatd's log
    * line (copied; the last call wins). */
   void (*set_error)(struct beat_plugin_registrar* r, const char* message);
@@ -179,9 +204,10 @@ typedef struct beat_plugin_registrar {
 #define BEAT_PLUGIN_EXPORT
 #endif
 
-/* The two entry points every plugin defines. */
+/* The entry points a plugin defines (beat_plugin_fini is optional). */
 BEAT_PLUGIN_EXPORT uint32_t beat_plugin_abi_version(void);
 BEAT_PLUGIN_EXPORT int beat_plugin_init(beat_plugin_registrar* registrar);
+BEAT_PLUGIN_EXPORT void beat_plugin_fini(void);
 
 /* ---- conveniences for kernel authors ---- */
 
@@ -214,6 +240,9 @@ static inline int beat_cancelled(const beat_kernel_context* ctx) {
 }
 static inline uint32_t beat_worker_index(const beat_kernel_context* ctx) {
   return ctx->host->worker_index(ctx);
+}
+static inline uint32_t beat_client_id(const beat_kernel_context* ctx) {
+  return ctx->host->client_id(ctx);
 }
 static inline void beat_join(beat_kernel_context* ctx, beat_join_fn a, void* a_arg, beat_join_fn b,
                              void* b_arg) {

@@ -30,11 +30,12 @@
 
 namespace beat {
 
-// Calls a plugin's kernel with a beat_kernel_context for `ctx` and maps its
-// beat_kernel_result to a KernelResult (an unknown status becomes
-// kKernelError with BEAT_KERNEL_DETAIL_BAD_STATUS). kernels/plugin_host.cpp.
-KernelResult call_plugin_kernel(beat_kernel_fn fn, TaskContext& ctx, KernelArgs args,
-                                ArenaView data);
+// Calls a plugin's kernel with a beat_kernel_context for `ctx` (carrying
+// `kernel_data`) and maps its beat_kernel_result to a KernelResult (an
+// unknown status, or an argument index above 3, becomes kKernelError with
+// BEAT_KERNEL_DETAIL_BAD_STATUS). kernels/plugin_host.cpp.
+KernelResult call_plugin_kernel(beat_kernel_fn fn, void* kernel_data, TaskContext& ctx,
+                                KernelArgs args, ArenaView data);
 
 struct KernelInfo {
   std::string name;                    // [A-Za-z0-9_.-]{1,47}
@@ -42,6 +43,7 @@ struct KernelInfo {
   std::string origin;                  // "built-in" or a plugin's path, at most kMaxOriginBytes
   KernelFn fn = nullptr;               // a built-in's function, else null
   beat_kernel_fn plugin_fn = nullptr;  // a plugin's function (kernels/beat_kernel.h), else null
+  void* plugin_data = nullptr;         // its beat_kernel_context::kernel_data
   // Cheap enough that workers batch its completions (post up to 16 at
   // once) when its data range is at most kBatchableDataBytes. Other tasks
   // first post what is pending, so a fast task's completion never waits
@@ -52,7 +54,7 @@ struct KernelInfo {
   // host (call_plugin_kernel).
   KernelResult invoke(TaskContext& ctx, KernelArgs args, ArenaView data) const {
     if (fn != nullptr) return fn(ctx, args, data);
-    return call_plugin_kernel(plugin_fn, ctx, args, data);
+    return call_plugin_kernel(plugin_fn, plugin_data, ctx, args, data);
   }
 };
 

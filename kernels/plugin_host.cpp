@@ -2,8 +2,9 @@
 // plugin's kernel reaches through ctx->host, and the call into the kernel.
 //
 // A beat_kernel_context handed to a plugin is a PluginContext on the
-// calling worker's stack: the host table, then the TaskContext it stands
-// for. Forks create one per branch, for the worker that runs it. Branch
+// calling worker's stack: the host table and the kernel's data, then the
+// TaskContext it stands for; it lives until the call it was made for
+// returns. Forks create one per branch, for the worker that runs it. Branch
 // callables are typed TaskContext&, so they always run as frames
 // (kernels/kernel.hpp): a plugin's fork costs a call through a function
 // pointer anyway, and its callbacks need a TaskContext to hand on.
@@ -53,13 +54,14 @@ constexpr beat_kernel_host kHost{
 };
 
 void host_join(beat_kernel_context* ctx, beat_join_fn a, void* a_arg, beat_join_fn b, void* b_arg) {
+  void* const data = ctx->kernel_data;
   task_of(ctx).join(
       [&](TaskContext& x) {
-        PluginContext pc{{&kHost}, &x};
+        PluginContext pc{{&kHost, data}, &x};
         a(&pc.c, a_arg);
       },
       [&](TaskContext& x) {
-        PluginContext pc{{&kHost}, &x};
+        PluginContext pc{{&kHost, data}, &x};
         b(&pc.c, b_arg);
       });
 }
@@ -71,10 +73,11 @@ void host_parallel_for(beat_kernel_context* ctx, std::uint64_t begin, std::uint6
   const std::uint64_t n = end - begin;
   // Written so that neither the count nor a chunk's end can overflow.
   const std::uint64_t chunks = n / grain + (n % grain != 0 ? 1 : 0);
+  void* const data = ctx->kernel_data;
   task_of(ctx).parallel_for(0, chunks, 1, [&](TaskContext& x, std::uint64_t c) {
     const std::uint64_t lo = begin + c * grain;
     const std::uint64_t hi = end - lo > grain ? lo + grain : end;
-    PluginContext pc{{&kHost}, &x};
+    PluginContext pc{{&kHost, data}, &x};
     body(&pc.c, lo, hi, arg);
   });
 }
@@ -91,18 +94,23 @@ static_assert(BEAT_KERNEL_STATUS_CANCELLED == static_cast<std::uint32_t>(TaskSta
 
 }  // namespace
 
-KernelResult call_plugin_kernel(beat_kernel_fn fn, TaskContext& ctx, KernelArgs args,
-                                ArenaView data) {
-  PluginContext pc{{&kHost}, &ctx};
+KernelResult call_plugin_kernel(beat_kernel_fn fn, void* kernel_data, TaskContext& ctx,
+                                KernelArgs args, ArenaView data) {
+  PluginContext pc{{&kHost, kernel_data}, &ctx};
   const beat_kernel_result r = fn(&pc.c, args.data(), beat_arena_view{data.data, data.size});
   switch (r.status) {
     case BEAT_KERNEL_STATUS_OK: return KernelResult::ok(r.value);
     case BEAT_KERNEL_STATUS_ERROR: return KernelResult::error(r.detail);
-    case BEAT_KERNEL_STATUS_INVALID_RANGE: return {TaskStatus::kInvalidRange, r.detail, 0};
-    case BEAT_KERNEL_STATUS_INVALID_ARGS: return KernelResult::invalid_args(r.detail);
+    case BEAT_KERNEL_STATUS_INVALID_RANGE:
+      if (r.detail > BEAT_KERNEL_DATA_RANGE) break;
+      return {TaskStatus::kInvalidRange, r.detail, 0};
+    case BEAT_KERNEL_STATUS_INVALID_ARGS:
+      if (r.detail >= BEAT_KERNEL_INLINE_ARGS) break;
+      return KernelResult::invalid_args(r.detail);
     case BEAT_KERNEL_STATUS_CANCELLED: return KernelResult::cancelled();
-    default: return KernelResult::error(BEAT_KERNEL_DETAIL_BAD_STATUS);
+    default: break;
   }
+  return KernelResult::error(BEAT_KERNEL_DETAIL_BAD_STATUS);
 }
 
 }  // namespace beat

@@ -33,9 +33,9 @@ beat_kernel_result echo_status(beat_kernel_context*, const std::uint64_t* args, 
 
 KernelResult call(beat_kernel_fn fn, std::array<std::uint64_t, kInlineArgs> args,
                   ArenaView arena = {}, ArenaView data = {},
-                  const std::atomic<bool>* stop = nullptr) {
+                  const std::atomic<bool>* stop = nullptr, void* kernel_data = nullptr) {
   TaskContext ctx(nullptr, kClient, arena, stop);
-  return call_plugin_kernel(fn, ctx, KernelArgs(args), data);
+  return call_plugin_kernel(fn, kernel_data, ctx, KernelArgs(args), data);
 }
 
 TEST(PluginHost, StatusesMapToCompletionsAndUnknownOnesToKernelError) {
@@ -52,12 +52,22 @@ TEST(PluginHost, StatusesMapToCompletionsAndUnknownOnesToKernelError) {
       {BEAT_KERNEL_STATUS_INVALID_ARGS, TaskStatus::kInvalidArgs, 2, 0},
       {BEAT_KERNEL_STATUS_CANCELLED, TaskStatus::kDropped, 0, 0},
       // Statuses a kernel may not return: beatd's own, and nonsense.
+      // Indexes naming no argument or range are the plugin's bug.
+      {BEAT_KERNEL_STATUS_INVALID_ARGS, TaskStatus::kKernelError, BEAT_KERNEL_DETAIL_BAD_STATUS, 0},
+      {BEAT_KERNEL_STATUS_INVALID_RANGE, TaskStatus::kKernelError, BEAT_KERNEL_DETAIL_BAD_STATUS,
+       0},
       {2, TaskStatus::kKernelError, BEAT_KERNEL_DETAIL_BAD_STATUS, 0},
       {4, TaskStatus::kKernelError, BEAT_KERNEL_DETAIL_BAD_STATUS, 0},
       {99, TaskStatus::kKernelError, BEAT_KERNEL_DETAIL_BAD_STATUS, 0},
   };
   for (const Case& c : cases) {
-    const std::uint32_t detail = c.status == BEAT_KERNEL_STATUS_OK ? 0 : c.detail;
+    // What the kernel returns as detail: the expected one, except that the
+    // two out-of-range index cases return index 3 (args) and 4 (ranges).
+    std::uint32_t detail = c.status == BEAT_KERNEL_STATUS_OK ? 0 : c.detail;
+    if (c.expected == TaskStatus::kKernelError && c.status == BEAT_KERNEL_STATUS_INVALID_ARGS)
+      detail = BEAT_KERNEL_INLINE_ARGS;
+    if (c.expected == TaskStatus::kKernelError && c.status == BEAT_KERNEL_STATUS_INVALID_RANGE)
+      detail = BEAT_KERNEL_DATA_RANGE + 1;
     const KernelResult r = call(echo_status, {c.status, detail, c.value});
     EXPECT_EQ(r.status, c.expected) << c.status;
     EXPECT_EQ(r.detail, c.detail) << c.status;
@@ -92,6 +102,7 @@ TEST(PluginHost, ServicesAnswerForTheTask) {
       case 4:  // the data view and the arguments arrive as given
         return beat_kernel_ok(data.size * 1000 + args[1] * 10 + args[2] +
                               (data.data == arena_base + 64 ? 1'000'000 : 0));
+      case 6: return beat_kernel_ok(*static_cast<const std::uint64_t*>(ctx->kernel_data));
       default:
         return beat_kernel_ok(ctx->host->struct_size == sizeof(beat_kernel_host) &&
                                       ctx->host->abi_version == BEAT_KERNEL_ABI_VERSION
@@ -109,12 +120,15 @@ TEST(PluginHost, ServicesAnswerForTheTask) {
   EXPECT_EQ(call(probe, {3, 0, 0}, whole).value, 0u);
   EXPECT_EQ(call(probe, {4, 3, 4}, whole, ArenaView{arena.data() + 64, 5}).value, 1'005'034u);
   EXPECT_EQ(call(probe, {5, 0, 0}, whole).value, 1u);
+  std::uint64_t kernel_data = 0xDA7A;
+  EXPECT_EQ(call(probe, {6, 0, 0}, whole, {}, nullptr, &kernel_data).value, 0xDA7Au);
 }
 
 // Records every chunk beat_parallel_for hands out.
 struct Chunks {
   std::mutex mutex;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> seen;  // GUARDED_BY(mutex)
+  std::uint64_t wrong_data = 0;                               // GUARDED_BY(mutex)
   std::atomic<std::uint64_t> joins{0};
 };
 
@@ -125,10 +139,13 @@ struct ForArgs {
 Chunks* g_chunks;
 ForArgs g_for;
 
-void record(beat_kernel_context*, std::uint64_t lo, std::uint64_t hi, void* arg) {
+int g_kernel_data;  // its address is the kernel's data, in every branch
+
+void record(beat_kernel_context* ctx, std::uint64_t lo, std::uint64_t hi, void* arg) {
   auto& c = *static_cast<Chunks*>(arg);
   std::lock_guard lock(c.mutex);
   c.seen.emplace_back(lo, hi);
+  if (ctx->kernel_data != &g_kernel_data) ++c.wrong_data;
 }
 
 void left(beat_kernel_context* ctx, void* arg) {
@@ -172,10 +189,12 @@ TEST(PluginHost, ParallelForCoversEachIndexOnceInChunksOfAtMostGrain) {
     s.run([&](sched::Worker& w) {
       TaskContext ctx(&w, kClient, ArenaView{});
       const std::array<std::uint64_t, kInlineArgs> args{};
-      EXPECT_EQ(call_plugin_kernel(fork_kernel, ctx, KernelArgs(args), ArenaView{}).status,
+      EXPECT_EQ(call_plugin_kernel(fork_kernel, &g_kernel_data, ctx, KernelArgs(args), ArenaView{})
+                    .status,
                 TaskStatus::kOk);
     });
     EXPECT_EQ(chunks.joins.load(), 3u);
+    EXPECT_EQ(chunks.wrong_data, 0u);
     std::sort(chunks.seen.begin(), chunks.seen.end());
     const std::uint64_t grain = f.grain == 0 ? 1 : f.grain;
     std::uint64_t next = f.begin;

@@ -5,8 +5,11 @@
 //   faults.fail        kernel_error with detail args[0] (a kernel's own code)
 //   faults.throw       throws std::runtime_error
 //   faults.bad_status  returns status 99, which the ABI does not define
-//   faults.range       invalid_range naming args[1] when args[0]..+8 is not
+//   faults.range       invalid_range naming args[0] when args[0]..+8 is not
 //                      in the arena, else the u64 stored there
+//   faults.bad_index   invalid_args naming args[7], which does not exist
+//   faults.data_a/b    one function serving two kernels: the u64 their
+//                      kernel_data points at (1 and 2)
 //   faults.fork_sum    sum of 0..args[0]-1 computed through beat_join and
 //                      beat_parallel_for (chunks of args[1], 0 means 1)
 #include <atomic>
@@ -32,10 +35,20 @@ beat_kernel_result bad_status(beat_kernel_context*, const uint64_t*, beat_arena_
 
 beat_kernel_result range(beat_kernel_context* ctx, const uint64_t* args, beat_arena_view) {
   const beat_arena_view v = beat_arena_range(ctx, args[0], sizeof(uint64_t));
-  if (v.data == nullptr) return beat_kernel_invalid_range(1);
+  if (v.data == nullptr) return beat_kernel_invalid_range(0);
   uint64_t value;
   std::memcpy(&value, v.data, sizeof value);
   return beat_kernel_ok(value);
+}
+
+beat_kernel_result bad_index(beat_kernel_context*, const uint64_t*, beat_arena_view) {
+  return beat_kernel_invalid_args(7);
+}
+
+const uint64_t kDataA = 1, kDataB = 2;
+
+beat_kernel_result data_value(beat_kernel_context* ctx, const uint64_t*, beat_arena_view) {
+  return beat_kernel_ok(*static_cast<const uint64_t*>(ctx->kernel_data));
 }
 
 struct SumJob {
@@ -76,11 +89,17 @@ extern "C" BEAT_PLUGIN_EXPORT uint32_t beat_plugin_abi_version(void) {
 
 extern "C" BEAT_PLUGIN_EXPORT int beat_plugin_init(beat_plugin_registrar* r) {
   int rc = 0;
-  rc |= r->add_kernel(r, "faults.fail", "kernel_error with detail args[0]", fail, 0);
-  rc |= r->add_kernel(r, "faults.throw", "throws std::runtime_error", throw_kernel, 0);
-  rc |= r->add_kernel(r, "faults.bad_status", "returns an undefined status", bad_status, 0);
-  rc |= r->add_kernel(r, "faults.range", "u64 at arena offset args[0]", range, 0);
+  rc |= r->add_kernel(r, "faults.fail", "kernel_error with detail args[0]", fail, nullptr, 0);
+  rc |= r->add_kernel(r, "faults.throw", "throws std::runtime_error", throw_kernel, nullptr, 0);
+  rc |=
+      r->add_kernel(r, "faults.bad_status", "returns an undefined status", bad_status, nullptr, 0);
+  rc |= r->add_kernel(r, "faults.range", "u64 at arena offset args[0]", range, nullptr, 0);
   rc |= r->add_kernel(r, "faults.fork_sum", "sum of 0..args[0]-1 through join and parallel_for",
-                      fork_sum, 0);
+                      fork_sum, nullptr, 0);
+  rc |= r->add_kernel(r, "faults.bad_index", "invalid_args(7)", bad_index, nullptr, 0);
+  rc |= r->add_kernel(r, "faults.data_a", "*kernel_data (1)", data_value,
+                      const_cast<uint64_t*>(&kDataA), 0);
+  rc |= r->add_kernel(r, "faults.data_b", "*kernel_data (2)", data_value,
+                      const_cast<uint64_t*>(&kDataB), 0);
   return rc;
 }

@@ -117,11 +117,11 @@ BEAT_PLUGIN_EXPORT uint32_t beat_plugin_abi_version(void) { return BEAT_KERNEL_A
 
 BEAT_PLUGIN_EXPORT int beat_plugin_init(beat_plugin_registrar* registrar) {
   if (registrar->add_kernel(registrar, "example.count_byte",
-                            "count of bytes equal to args[0] in the data range", count_byte,
+                            "count of bytes equal to args[0] in the data range", count_byte, NULL,
                             0) != 0 ||
       registrar->add_kernel(registrar, "example.utf8_validate",
                             "code points of the data range if valid UTF-8, else error 1",
-                            utf8_validate, 0) != 0) {
+                            utf8_validate, NULL, 0) != 0) {
     registrar->set_error(registrar, "add_kernel refused a kernel");
     return 1;
   }
