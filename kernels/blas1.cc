@@ -35,7 +35,7 @@
 // checks TaskContext::cancelled(); a cancelled task returns
 // KernelResult::cancelled(), with y partly written for saxpy and map.
 //
-// Highway rules followed (../shared/TOOLCHAIN.md): foreach_target.h in this
+// Highway rules followed (as in daemon/batching/similarity.cc): foreach_target.h in this
 // .cc only, no namespace-scope or static vector values (each function
 // builds its constants inside), no -m flags. No gathers or scatters.
 #undef HWY_TARGET_INCLUDE

@@ -188,7 +188,7 @@ KernelResult histogram_u8_kernel(TaskContext& ctx, KernelArgs args, ArenaView da
 // histogram_u32 with more bins than a private copy may have: one pass
 // straight into the output. A parallel version would need either a locked
 // add per value (several times a plain increment, and contended on skewed
-// data), or a private copy of up to 512 KiB per leaf (too big for a worker
+// data), or private sub-histograms of up to 1 MiB per leaf (4 x 65,536 u32) (too big for a worker
 // stack where leaves nest, an allocation otherwise, and a merge as long as
 // counting 64 Ki values). Serial costs skewed data the forwarding stall
 // the sub-histograms avoid: 64 Ki equal values took ~170 us here against

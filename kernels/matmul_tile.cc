@@ -12,7 +12,7 @@
 //
 // The engine (matmul_tile.hpp) is compiled once per Highway target
 // (foreach_target.h re-includes this file) and chosen at run time
-// (HWY_DYNAMIC_DISPATCH). Highway rules followed (shared/TOOLCHAIN.md):
+// (HWY_DYNAMIC_DISPATCH). Highway rules followed (libhwy 1.0.3):
 // foreach_target.h in this .cc only, no namespace-scope or static vector
 // values, no -m flags.
 //

@@ -31,7 +31,9 @@ namespace beat::matmul_tile {
 inline constexpr std::uint64_t kTileRows = 96;
 inline constexpr std::uint64_t kTileCols = 256;
 // Depth of k between two cancellation checks in the kernel (a multiple of
-// every target's panel depth, so chunks never cut a panel short).
+// every target's panel depth, so chunks never cut a panel short). A full
+// 96 x 256 tile over 4096 of k is 10^8 FMAs: 1-2 ms with AVX-512, up to
+// ~8 ms with SSE4, the longest a cancelled tile keeps its worker.
 inline constexpr std::uint64_t kChunkDepth = 4096;
 
 // C = A B with the SIMD blocked form, serially on the calling thread, using

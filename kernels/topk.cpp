@@ -38,6 +38,9 @@ namespace beat {
 
 namespace {
 
+// The best k live in a heap array on the stack: 1024 entries are 8 KiB,
+// in L1 beside a block's columns (below). Nearest-neighbour queries want a
+// handful; a caller wanting a full ranking sorts the distances instead.
 constexpr std::uint64_t kMaxK = 1024;
 // Rows are numbered in the low 32 bits of an output entry.
 constexpr std::uint64_t kMaxRows = 0xFFFF'FFFF;

@@ -2,7 +2,7 @@
 // (foreach_target.h re-includes this file) and chosen at run time
 // (HWY_DYNAMIC_DISPATCH), and the scalar reference path.
 //
-// Highway rules followed (../shared/TOOLCHAIN.md): foreach_target.h in this
+// Highway rules followed (libhwy 1.0.3): foreach_target.h in this
 // .cc only, no namespace-scope or static vector values (each kernel builds
 // its constants inside), built at -O2 or higher with no -m flags.
 #undef HWY_TARGET_INCLUDE
