@@ -16,7 +16,6 @@
 //            of the scheduler, not of the arena (issue #5's tile kernels
 //            work on client data).
 #include <new>
-#include <stdexcept>
 
 #include "kernels/kernel_registry.hpp"
 #include "kernels/workloads/fib.hpp"
@@ -89,25 +88,17 @@ KernelResult matmul_kernel(TaskContext& ctx, KernelArgs args, ArenaView) {
 }  // namespace
 
 void register_benchmark_kernels(KernelRegistry& registry) {
-  struct Entry {
-    const char* name;
-    const char* description;
-    KernelFn fn;
-  };
-  const Entry entries[] = {
-      {"fib", "fib(args[0]) by fork-join, n <= 60, checked", fib_kernel},
-      {"nqueens", "solutions of args[0]-queens (1..16) by fork-join, checked", nqueens_kernel},
-      {"uts", "unbalanced tree search, args[0] = 1 (T1) or 3 (T3); returns nodes, checked",
-       uts_kernel},
-      {"skynet", "skynet sum over args[0] leaves (power of 10; 0 = 10^6), checked", skynet_kernel},
-      {"matmul", "recursive blocked n x n matmul, args[0] = n (0 = 1024); returns checksum",
-       matmul_kernel},
-  };
-  for (const Entry& e : entries) {
-    // Built-in names are constants: a failure here is a programming error.
-    auto id = registry.add(e.name, e.description, e.fn);
-    if (!id) throw std::logic_error(id.status().message());
-  }
+  add_builtin(registry, "fib", "fib(args[0]) by fork-join, n <= 60, checked", fib_kernel);
+  add_builtin(registry, "nqueens", "solutions of args[0]-queens (1..16) by fork-join, checked",
+              nqueens_kernel);
+  add_builtin(registry, "uts",
+              "unbalanced tree search, args[0] = 1 (T1) or 3 (T3); returns nodes, checked",
+              uts_kernel);
+  add_builtin(registry, "skynet", "skynet sum over args[0] leaves (power of 10; 0 = 10^6), checked",
+              skynet_kernel);
+  add_builtin(registry, "matmul",
+              "recursive blocked n x n matmul, args[0] = n (0 = 1024); returns checksum",
+              matmul_kernel);
 }
 
 }  // namespace beat

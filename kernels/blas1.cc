@@ -214,7 +214,6 @@ HWY_AFTER_NAMESPACE();
 #include <atomic>
 #include <bit>
 #include <cmath>
-#include <stdexcept>
 
 #include "kernels/kernel_args.hpp"
 #include "kernels/kernel_registry.hpp"
@@ -445,9 +444,7 @@ KernelResult map_kernel(TaskContext& ctx, KernelArgs args, ArenaView data) {
 void must_add(KernelRegistry& r, const char* name, const char* description, KernelFn fn) {
   // Batchable: the work is linear in the data range (y, where there is one,
   // has its length), so kBatchableDataBytes bounds it as for checksum.
-  // Built-in names are constants: a failure here is a programming error.
-  auto id = r.add(name, description, fn, "built-in", true);
-  if (!id) throw std::logic_error(id.status().message());
+  add_builtin(r, name, description, fn, /*batchable=*/true);
 }
 
 }  // namespace

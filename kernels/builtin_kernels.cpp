@@ -12,7 +12,6 @@
 #endif
 
 #include <chrono>
-#include <stdexcept>
 
 #include "kernels/kernel_registry.hpp"
 
@@ -52,20 +51,14 @@ KernelResult checksum_kernel(TaskContext&, KernelArgs args, ArenaView data) {
 #endif
 }
 
-void must_add(KernelRegistry& r, const char* name, const char* description, KernelFn fn,
-              bool batchable) {
-  // Built-in names are constants: a failure here is a programming error.
-  auto id = r.add(name, description, fn, "built-in", batchable);
-  if (!id) throw std::logic_error(id.status().message());
-}
-
 }  // namespace
 
 void register_builtin_kernels(KernelRegistry& registry) {
-  must_add(registry, "noop", "returns args[0]; for throughput benchmarks", noop_kernel, true);
-  must_add(registry, "spin", "busy-waits args[0] ns (max 10 s); returns ns spun", spin_kernel,
-           false);
-  must_add(registry, "checksum", "XXH3-64 of the data range, seed args[0]", checksum_kernel, true);
+  add_builtin(registry, "noop", "returns args[0]; for throughput benchmarks", noop_kernel, true);
+  add_builtin(registry, "spin", "busy-waits args[0] ns (max 10 s); returns ns spun", spin_kernel,
+              false);
+  add_builtin(registry, "checksum", "XXH3-64 of the data range, seed args[0]", checksum_kernel,
+              true);
   register_crc32c_kernels(registry);
   register_blas1_kernels(registry);
   register_matmul_tile_kernels(registry);

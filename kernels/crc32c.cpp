@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <stdexcept>
 
 #include "kernels/kernel_registry.hpp"
 
@@ -53,10 +52,8 @@ KernelResult crc32c_kernel(TaskContext& ctx, KernelArgs args, ArenaView data) {
 }  // namespace
 
 void register_crc32c_kernels(KernelRegistry& registry) {
-  // Built-in names are constants: a failure here is a programming error.
-  auto id = registry.add("crc32c", "CRC-32C (Castagnoli) of the data range, initial CRC args[0]",
-                         crc32c_kernel, "built-in", true);
-  if (!id) throw std::logic_error(id.status().message());
+  add_builtin(registry, "crc32c", "CRC-32C (Castagnoli) of the data range, initial CRC args[0]",
+              crc32c_kernel, /*batchable=*/true);
 }
 
 }  // namespace beat

@@ -27,7 +27,6 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
-#include <stdexcept>
 
 #include "kernels/kernel_args.hpp"
 #include "kernels/kernel_registry.hpp"
@@ -253,23 +252,13 @@ KernelResult histogram_u32_kernel(TaskContext& ctx, KernelArgs args, ArenaView d
 }  // namespace
 
 void register_histogram_kernels(KernelRegistry& registry) {
-  struct Entry {
-    const char* name;
-    const char* description;
-    KernelFn fn;
-  };
-  const Entry entries[] = {
-      {"histogram_u8", "byte histogram of the data into 256 u64 counters at args[0]; returns bytes",
-       histogram_u8_kernel},
-      {"histogram_u32",
-       "u32 histogram: bin v >> args[2] of args[1] u64 counters at args[0]; returns values outside",
-       histogram_u32_kernel},
-  };
-  for (const Entry& e : entries) {
-    // Built-in names are constants: a failure here is a programming error.
-    auto id = registry.add(e.name, e.description, e.fn);
-    if (!id) throw std::logic_error(id.status().message());
-  }
+  add_builtin(registry, "histogram_u8",
+              "byte histogram of the data into 256 u64 counters at args[0]; returns bytes",
+              histogram_u8_kernel);
+  add_builtin(registry, "histogram_u32",
+              "u32 histogram: bin v >> args[2] of args[1] u64 counters at args[0]; returns values "
+              "outside",
+              histogram_u32_kernel);
 }
 
 }  // namespace beat

@@ -1,5 +1,7 @@
 #include "kernels/kernel_registry.hpp"
 
+#include <stdexcept>
+
 namespace beat {
 
 namespace {
@@ -72,6 +74,12 @@ Result<std::uint32_t> KernelRegistry::add(std::string name, std::string descript
   info.fn = fn;
   info.batchable = batchable;
   return add(std::move(info));
+}
+
+void add_builtin(KernelRegistry& registry, const char* name, const char* description, KernelFn fn,
+                 bool batchable) {
+  auto id = registry.add(name, description, fn, "built-in", batchable);
+  if (!id) throw std::logic_error(id.status().message());
 }
 
 std::optional<std::uint32_t> KernelRegistry::find(std::string_view name) const noexcept {

@@ -104,6 +104,12 @@ class KernelRegistry {
   std::atomic<std::uint32_t> size_{0};
 };
 
+// Registers a built-in kernel (origin "built-in"). Its name and
+// description are constants of the program, so a refusal is a programming
+// error: throws std::logic_error with the registry's message.
+void add_builtin(KernelRegistry& registry, const char* name, const char* description, KernelFn fn,
+                 bool batchable = false);
+
 // Registers every built-in: noop, spin and checksum (builtin_kernels.cpp),
 // then the groups below. The argument conventions of the data kernels are
 // in kernels/kernel_args.hpp; each file's header lists its kernels' args.

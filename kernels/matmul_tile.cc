@@ -252,7 +252,6 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <atomic>
-#include <stdexcept>
 
 #include "kernels/kernel_args.hpp"
 #include "kernels/kernel_registry.hpp"
@@ -404,12 +403,10 @@ const char* simd_target_name() noexcept { return HWY_DYNAMIC_DISPATCH(TargetName
 namespace beat {
 
 void register_matmul_tile_kernels(KernelRegistry& registry) {
-  // Built-in names are constants: a failure here is a programming error.
-  auto id = registry.add("matmul_f32",
-                         "C = A B, f32 row-major: data = A (m x k), args[0] = B offset, "
-                         "args[1] = C offset, args[2] = k | n << 32; returns m",
-                         matmul_tile::matmul_f32_kernel);
-  if (!id) throw std::logic_error(id.status().message());
+  add_builtin(registry, "matmul_f32",
+              "C = A B, f32 row-major: data = A (m x k), args[0] = B offset, "
+              "args[1] = C offset, args[2] = k | n << 32; returns m",
+              matmul_tile::matmul_f32_kernel);
 }
 
 }  // namespace beat

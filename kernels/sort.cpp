@@ -30,7 +30,6 @@
 #include <memory>
 #include <new>
 #include <span>
-#include <stdexcept>
 #include <utility>
 
 #include "kernels/kernel_args.hpp"
@@ -331,23 +330,13 @@ KernelResult sort_kernel(TaskContext& ctx, KernelArgs args, ArenaView data_view)
 }  // namespace
 
 void register_sort_kernels(KernelRegistry& registry) {
-  struct Entry {
-    const char* name;
-    const char* description;
-    KernelFn fn;
-  };
-  const Entry entries[] = {
-      {"sort_u64", "sorts the u64 data range ascending; args[0] = scratch offset; returns count",
-       sort_kernel<std::uint64_t, sort::sort_u64>},
-      {"sort_f32",
-       "sorts the f32 data range in IEEE totalOrder; args[0] = scratch offset; returns count",
-       sort_kernel<float, sort::sort_f32>},
-  };
-  for (const Entry& e : entries) {
-    // Built-in names are constants: a failure here is a programming error.
-    auto id = registry.add(e.name, e.description, e.fn);
-    if (!id) throw std::logic_error(id.status().message());
-  }
+  add_builtin(registry, "sort_u64",
+              "sorts the u64 data range ascending; args[0] = scratch offset; returns count",
+              sort_kernel<std::uint64_t, sort::sort_u64>);
+  add_builtin(
+      registry, "sort_f32",
+      "sorts the f32 data range in IEEE totalOrder; args[0] = scratch offset; returns count",
+      sort_kernel<float, sort::sort_f32>);
 }
 
 }  // namespace beat

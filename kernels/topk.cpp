@@ -27,7 +27,6 @@
 #include <memory>
 #include <new>
 #include <span>
-#include <stdexcept>
 
 #include "daemon/batching/similarity.hpp"
 #include "kernels/kernel_args.hpp"
@@ -159,11 +158,9 @@ KernelResult topk_fingerprints_kernel(TaskContext& ctx, KernelArgs args, ArenaVi
 }  // namespace
 
 void register_topk_kernels(KernelRegistry& registry) {
-  // Built-in names are constants: a failure here is a programming error.
-  auto id = registry.add("topk_fingerprints",
-                         "k (args[1]) table rows nearest to fingerprint args[0], to args[2]",
-                         topk_fingerprints_kernel);
-  if (!id) throw std::logic_error(id.status().message());
+  add_builtin(registry, "topk_fingerprints",
+              "k (args[1]) table rows nearest to fingerprint args[0], to args[2]",
+              topk_fingerprints_kernel);
 }
 
 }  // namespace beat

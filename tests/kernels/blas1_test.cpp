@@ -39,6 +39,7 @@
 #include "hwy/targets.h"
 #include "kernels/kernel_args.hpp"
 #include "kernels/kernel_registry.hpp"
+#include "tests/support/highway_targets.hpp"
 #include "tests/support/scheduler_setup.hpp"
 #include "tests/support/watchdog.hpp"
 
@@ -678,22 +679,6 @@ TEST_F(Blas1, ResultsOnTwoWorkersEqualTheSerialOnesWhateverWasStolen) {
 
 // ---- the SIMD forms against the scalar forms, on every target ----
 
-// Runs `check` once per Highway target this CPU supports and this build
-// compiled, with dispatch forced to it; restores the default after.
-template <class F>
-void on_every_target(F&& check) {
-  const std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();
-  ASSERT_FALSE(targets.empty());
-  for (const std::int64_t target : targets) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    EXPECT_STREQ(blas1::simd_target_name(), hwy::TargetName(target))
-        << "dispatch did not follow the mock";
-    check();
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
-
 TEST(Blas1Simd, SumHasTheSameBitsOnEveryTargetWithinTheBoundOfTheScalarForm) {
   for (const std::size_t n : all_sizes()) {
     const std::vector<float> x = random_floats(n, 1000 + n);
@@ -703,7 +688,7 @@ TEST(Blas1Simd, SumHasTheSameBitsOnEveryTargetWithinTheBoundOfTheScalarForm) {
     const double ints_exact = static_cast<double>(sum_reference(ints).sum);
     EXPECT_EQ(blas1::sum_scalar(ints), ints_exact);
     const std::uint64_t first = bits(blas1::sum_simd(x));
-    on_every_target([&] {
+    test::on_every_target(blas1::simd_target_name, [&] {
       const double s = blas1::sum_simd(x);
       EXPECT_EQ(bits(s), first) << "n " << n;
       EXPECT_TRUE(within(s, ref, kSumBound, n));
@@ -723,7 +708,7 @@ TEST(Blas1Simd, DotHasTheSameBitsOnTargetsOfOneKindWithinTheBoundOfTheScalarForm
     const double ints_exact = static_cast<double>(dot_reference(xi, yi).sum);
     EXPECT_EQ(blas1::dot_scalar(xi, yi), ints_exact);
     std::map<bool, std::uint64_t> by_kind;  // simd_uses_fma() -> bits
-    on_every_target([&] {
+    test::on_every_target(blas1::simd_target_name, [&] {
       const double d = blas1::dot_simd(x, y);
       const auto [it, first] = by_kind.emplace(blas1::simd_uses_fma(), bits(d));
       if (!first) {
@@ -745,7 +730,7 @@ TEST(Blas1Simd, SaxpyFormsGiveEachElementTheBitsOfTheirMode) {
     // Unfused: this build's baseline code has no FMA instruction (blas1.hpp).
     for (std::size_t i = 0; i < n; ++i)
       ASSERT_EQ(bits(scalar[i]), bits(axpy_reference(a, x[i], y[i], false))) << "scalar " << i;
-    on_every_target([&] {
+    test::on_every_target(blas1::simd_target_name, [&] {
       const bool fused = blas1::simd_uses_fma();
       std::vector<float> simd = y;
       blas1::saxpy_simd(a, x, simd);
@@ -767,7 +752,7 @@ TEST(Blas1Simd, MapFormsAgreeOnEveryOpAndTarget) {
       for (std::size_t i = 0; i < n; ++i)
         ASSERT_TRUE(same_result(op, scalar[i], map_reference(op, a, b, x[i], false)))
             << "scalar op " << static_cast<int>(op) << " i " << i;
-      on_every_target([&] {
+      test::on_every_target(blas1::simd_target_name, [&] {
         const bool fused = blas1::simd_uses_fma();
         std::vector<float> simd(n, -1.0f);
         blas1::map_simd(op, a, b, x, simd);

@@ -25,6 +25,7 @@
 #include "hwy/targets.h"
 #include "kernels/kernel_args.hpp"
 #include "kernels/kernel_registry.hpp"
+#include "tests/support/highway_targets.hpp"
 #include "tests/support/scheduler_setup.hpp"
 #include "tests/support/watchdog.hpp"
 
@@ -481,22 +482,6 @@ TEST(MatmulF32, AClientWritingTheArenaMeanwhileOnlyChangesTheNumbers) {
   for (std::size_t i = 0; i < kGuardFloats; ++i) EXPECT_EQ(after_c[i], kGuard) << i;
 }
 
-// Runs `check` once per Highway target this CPU supports and this build
-// compiled, with dispatch forced to it; restores the default after.
-template <class F>
-void on_every_target(F&& check) {
-  const std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();
-  ASSERT_FALSE(targets.empty());
-  for (const std::int64_t target : targets) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    EXPECT_STREQ(matmul_tile::simd_target_name(), hwy::TargetName(target))
-        << "dispatch did not follow the mock";
-    check(target);
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
-
 TEST(MatmulTile, EveryTargetIsWithinTheBoundOfTheScalarTarget) {
   // The last target is the scalar one (targets are listed best first).
   const std::int64_t scalar = hwy::SupportedAndGeneratedTargets().back();
@@ -509,7 +494,7 @@ TEST(MatmulTile, EveryTargetIsWithinTheBoundOfTheScalarTarget) {
     hwy::SetSupportedTargetsForTest(scalar);
     ASSERT_EQ(matmul_tile::simd_target_name(), scalar_name);
     const std::vector<float> on_scalar = blocked_product(c);
-    on_every_target([&](std::int64_t) {
+    test::on_every_target(matmul_tile::simd_target_name, [&](std::int64_t) {
       const std::vector<float> got = blocked_product(c);
       expect_within_bound(c, got.data(), 1.0, "blocked");
       // Both within the bound of the reference: within twice it of each

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "hwy/targets.h"
+#include "tests/support/highway_targets.hpp"
 
 namespace beat::batching {
 namespace {
@@ -35,21 +36,6 @@ FingerprintFields random_fields(std::mt19937_64& rng) {
           static_cast<std::uint32_t>(rng() % 600), static_cast<std::uint32_t>(rng() % 3)};
 }
 
-// Runs `check` once per Highway target this CPU supports and this build
-// compiled, with dispatch forced to it; restores the default after.
-template <class F>
-void on_every_target(F&& check) {
-  const std::vector<std::int64_t> targets = hwy::SupportedAndGeneratedTargets();
-  ASSERT_FALSE(targets.empty());
-  for (const std::int64_t target : targets) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    EXPECT_EQ(simd_target_name(), hwy::TargetName(target)) << "dispatch did not follow the mock";
-    check();
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
-
 TEST(Similarity, SimdDistancesEqualTheScalarPathOnEveryTarget) {
   std::mt19937_64 rng(12345);
   for (const std::size_t rows : {0u, 1u, 15u, 16u, 17u, 64u, 100u}) {
@@ -64,7 +50,7 @@ TEST(Similarity, SimdDistancesEqualTheScalarPathOnEveryTarget) {
       for (std::size_t i = rows; i < table.padded_size(); ++i)
         ASSERT_EQ(scalar[i], kFarDistance) << "padding row " << i;
       EXPECT_EQ(scalar[table.padded_size()], 0xDEADu) << "wrote past the padding";
-      on_every_target([&] {
+      test::on_every_target(simd_target_name, [&] {
         std::vector<std::uint32_t> simd(table.padded_size() + 1, 0xDEAD);
         distances(SimdPath::kAuto, one, table, simd.data());
         ASSERT_EQ(simd, scalar) << rows << " rows";
@@ -86,7 +72,7 @@ TEST(Similarity, NearestIsTheLowestIndexOfTheSmallestDistanceOnEveryTarget) {
       const Nearest scalar = nearest(SimdPath::kScalar, one, table);
       ASSERT_EQ(scalar.index, best);
       ASSERT_EQ(scalar.distance, distance(one, table.get(best)));
-      on_every_target([&] {
+      test::on_every_target(simd_target_name, [&] {
         const Nearest simd = nearest(SimdPath::kAuto, one, table);
         ASSERT_EQ(simd.index, scalar.index) << rows << " rows";
         ASSERT_EQ(simd.distance, scalar.distance);
@@ -98,7 +84,7 @@ TEST(Similarity, NearestIsTheLowestIndexOfTheSmallestDistanceOnEveryTarget) {
 TEST(Similarity, TiesGoToTheFirstRowAndAnEmptyTableHasNone) {
   FingerprintTable table(40);
   for (int i = 0; i < 40; ++i) table.push_back({1, 1, 1, 1});
-  on_every_target([&] {
+  test::on_every_target(simd_target_name, [&] {
     const Nearest n = nearest(SimdPath::kAuto, {1, 1, 1, 1}, table);
     EXPECT_EQ(n.index, 0u);
     EXPECT_EQ(n.distance, 0u);
@@ -113,7 +99,7 @@ TEST(Similarity, AllFarStillNamesARealRow) {
   // never a padding row.
   FingerprintTable table(5);
   for (int i = 0; i < 5; ++i) table.push_back({2, 0, 0, 0});
-  on_every_target([&] {
+  test::on_every_target(simd_target_name, [&] {
     const Nearest n = nearest(SimdPath::kAuto, {1, 0, 0, 0}, table);
     EXPECT_EQ(n.index, 0u);
     EXPECT_EQ(n.distance, kFarDistance);
