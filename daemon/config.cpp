@@ -188,6 +188,7 @@ Status validate_config(const Config& c) {
   BEAT_TRY(range("workers.count", c.worker_count, 0, kMaxWorkers));
   BEAT_TRY(range("workers.idle_spin_us", c.idle_spin_us, 0, kMaxIdleSpinUs));
   BEAT_TRY(range("workers.intake_batch", c.intake_batch, 1, kMaxIntakeBatch));
+  BEAT_TRY(range("workers.stuck_after_ms", c.stuck_after_ms, 0, kMaxStuckAfterMs));
   BEAT_TRY(range("scheduler.heartbeat_us", c.heartbeat_us, kMinHeartbeatUs, kMaxHeartbeatUs));
   BEAT_TRY(range("scheduler.steal_attempts_per_level", c.steal_attempts_per_level, 0,
                  kMaxStealAttemptsPerLevel));
@@ -245,7 +246,10 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
   }
   BEAT_TRY(err);
   if (const toml::table* t = section_of(root, "workers", err, origin)) {
-    BEAT_TRY(check_known(*t, "workers", {"count", "idle_spin_us", "intake_batch", "pin"}, origin));
+    BEAT_TRY(check_known(
+        *t, "workers", {"count", "idle_spin_us", "intake_batch", "pin", "stuck_after_ms"}, origin));
+    BEAT_TRY(
+        read_int(*t, "workers", "stuck_after_ms", 0, kMaxStuckAfterMs, c.stuck_after_ms, origin));
     BEAT_TRY(read_int(*t, "workers", "count", 0, kMaxWorkers, c.worker_count, origin));
     BEAT_TRY(read_int(*t, "workers", "idle_spin_us", 0, kMaxIdleSpinUs, c.idle_spin_us, origin));
     BEAT_TRY(read_int(*t, "workers", "intake_batch", 1, kMaxIntakeBatch, c.intake_batch, origin));

@@ -30,6 +30,9 @@ struct Config {
   std::uint32_t idle_spin_us = 100;  // spin before parking on the futex
   std::uint32_t intake_batch = 64;   // most tasks one worker takes from one SQ at once
   bool pin = true;
+  // A worker busy this long without a sign of life (daemon/health_check.hpp)
+  // is stuck: beatd withholds systemd's WATCHDOG=1. 0 = never stuck.
+  std::uint32_t stuck_after_ms = 60000;
 
   // [scheduler]
   std::uint32_t heartbeat_us = 100;  // promote stealable work at most this often
@@ -64,6 +67,7 @@ inline constexpr std::uint32_t kMaxClientsLimit = 63;
 inline constexpr std::uint32_t kMaxWorkers = 1024;
 inline constexpr std::uint32_t kMaxIdleSpinUs = 1'000'000;
 inline constexpr std::uint32_t kMaxIntakeBatch = 4096;
+inline constexpr std::uint32_t kMaxStuckAfterMs = 86'400'000;  // a day
 inline constexpr std::uint32_t kMinHeartbeatUs = 1;
 inline constexpr std::uint32_t kMaxHeartbeatUs = 1'000'000;
 inline constexpr std::uint32_t kMaxStealAttemptsPerLevel = 1024;

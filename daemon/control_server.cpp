@@ -81,7 +81,9 @@ ControlServer::ControlServer(asio::io_context& io, Config& config, std::string c
       acceptor_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
       housekeeping_timer_(io),
-      accept_retry_timer_(io) {}
+      accept_retry_timer_(io),
+      watchdog_timer_(io),
+      health_(pool.scheduler(), std::chrono::milliseconds(config.stuck_after_ms)) {}
 
 ControlServer::~ControlServer() {
   // Normal exit goes through finish_shutdown(); this covers start-up failures.
@@ -128,6 +130,43 @@ void ControlServer::start() {
   schedule_housekeeping();
   spdlog::info("listening on {} ({} workers)", config_.socket, pool_.worker_count());
   sd_notify(0, "READY=1\nSTATUS=accepting clients");
+  // systemd's watchdog (WatchdogSec): ping at half its period, from the
+  // control thread, only while no worker is stuck (daemon/health_check.hpp).
+  std::uint64_t watchdog_usec = 0;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec != 0) {
+    watchdog_period_ = std::chrono::microseconds(watchdog_usec / 2);
+    spdlog::info("systemd watchdog: WATCHDOG=1 every {} ms while no worker is stuck for {} ms",
+                 watchdog_period_.count() / 1000, config_.stuck_after_ms);
+    watchdog_tick();
+  }
+}
+
+void ControlServer::watchdog_tick() {
+  if (finished_) return;
+  const std::vector<HealthCheck::Stuck> stuck = health_.check(std::chrono::steady_clock::now());
+  if (stuck.empty()) {
+    if (stuck_reported_) {
+      spdlog::info("watchdog: no worker is stuck any more; WATCHDOG=1 resumes");
+      sd_notify(0, draining_ ? "STATUS=draining" : "STATUS=accepting clients");
+      stuck_reported_ = false;
+    }
+    sd_notify(0, "WATCHDOG=1");
+  } else if (!stuck_reported_) {
+    std::string which;
+    for (const HealthCheck::Stuck& s : stuck)
+      which += (which.empty() ? "" : ", ") + std::to_string(s.worker) + " (" +
+               std::to_string(s.without_progress.count()) + " ms)";
+    spdlog::error(
+        "watchdog: worker {} busy without a sign of life for more than {} ms (a kernel that "
+        "neither returns, forks nor polls for cancellation); withholding WATCHDOG=1",
+        which, health_.stuck_after().count());
+    sd_notify(0, ("STATUS=stuck workers: " + which).c_str());
+    stuck_reported_ = true;
+  }
+  watchdog_timer_.expires_after(watchdog_period_);
+  watchdog_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) watchdog_tick();
+  });
 }
 
 void ControlServer::handle_signal(int signo) {
@@ -170,6 +209,12 @@ void ControlServer::apply_reloaded(const Config& n) {
     spdlog::info("SIGHUP: workers.idle_spin_us {} -> {}", config_.idle_spin_us, n.idle_spin_us);
     config_.idle_spin_us = n.idle_spin_us;
   }
+  if (n.stuck_after_ms != config_.stuck_after_ms) {
+    health_.set_stuck_after(std::chrono::milliseconds(n.stuck_after_ms));
+    spdlog::info("SIGHUP: workers.stuck_after_ms {} -> {}", config_.stuck_after_ms,
+                 n.stuck_after_ms);
+    config_.stuck_after_ms = n.stuck_after_ms;
+  }
   if (n.heartbeat_us != config_.heartbeat_us) {
     pool_.set_heartbeat_us(n.heartbeat_us);
     spdlog::info("SIGHUP: scheduler.heartbeat_us {} -> {}", config_.heartbeat_us, n.heartbeat_us);
@@ -198,8 +243,8 @@ void ControlServer::apply_reloaded(const Config& n) {
   if (restart_needed)
     spdlog::warn(
         "SIGHUP: some changed keys take effect only after a restart "
-        "(only daemon.log_level, workers.idle_spin_us, scheduler.heartbeat_us and "
-        "plugins.directories reload live)");
+        "(only daemon.log_level, workers.idle_spin_us, workers.stuck_after_ms, "
+        "scheduler.heartbeat_us and plugins.directories reload live)");
 }
 
 void ControlServer::rescan_plugins() {
@@ -541,6 +586,7 @@ void ControlServer::finish_shutdown() {
   }
   housekeeping_timer_.cancel();
   accept_retry_timer_.cancel();
+  watchdog_timer_.cancel();
   signals_.cancel();
   spdlog::info("stopped: {} segment(s) unlinked, socket {} removed", segments, config_.socket);
   io_.stop();

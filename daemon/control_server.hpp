@@ -29,6 +29,7 @@
 
 #include "daemon/client_session.hpp"
 #include "daemon/config.hpp"
+#include "daemon/health_check.hpp"
 #include "daemon/plugin_loader.hpp"
 #include "daemon/worker_pool.hpp"
 #include "kernels/kernel_registry.hpp"
@@ -80,6 +81,8 @@ class ControlServer {
   void reload_config();
   void apply_reloaded(const Config& next);
   void rescan_plugins();
+  // Sends WATCHDOG=1 when no worker is stuck, and re-arms itself.
+  void watchdog_tick();
   void handle_signal(int signo);
 
   boost::asio::io_context& io_;
@@ -94,6 +97,10 @@ class ControlServer {
   boost::asio::signal_set signals_;
   boost::asio::steady_timer housekeeping_timer_;
   boost::asio::steady_timer accept_retry_timer_;
+  boost::asio::steady_timer watchdog_timer_;
+  std::chrono::microseconds watchdog_period_{0};
+  HealthCheck health_;
+  bool stuck_reported_ = false;  // an error line and STATUS= were sent for the current episode
   std::list<ConnectionPtr> connections_;
   struct Retired {
     std::unique_ptr<ClientSession> session;

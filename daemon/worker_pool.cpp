@@ -507,6 +507,7 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
   }
   WorkerCounters& counters = counters_[w.index()];
   bump(counters.tasks_run);
+  w.note_progress();
   if (st != TaskStatus::kOk) {
     bump(counters.tasks_failed);
     ++l.pending_failed;

@@ -99,7 +99,10 @@ class TaskContextBase {
   // polls it (a relaxed load each, no ordering needed: it only cuts work
   // short) and returns KernelResult::cancelled(), so the daemon stops within
   // daemon.shutdown_timeout_ms and a dead client's work ends early.
+  // Polling it is also the task's sign of life for the daemon's stuck-worker
+  // check (workers.stuck_after_ms).
   bool cancelled() const noexcept {
+    if (worker_ != nullptr) worker_->note_progress();
     return (stop_ != nullptr && stop_->load(std::memory_order_relaxed)) ||
            (closing_ != nullptr && closing_->load(std::memory_order_relaxed));
   }

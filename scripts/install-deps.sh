@@ -20,6 +20,7 @@ readonly PACKAGES=(
   libtomlplusplus-dev
   libcli11-dev
   libsystemd-dev
+  systemd
   libxxhash-dev
   libisal-dev
   libopenblas-dev

@@ -51,6 +51,7 @@ Worker::Worker(Scheduler& pool, std::uint32_t index)
 Worker::~Worker() = default;
 
 void Worker::beat(bool periodic, std::int64_t now) noexcept {
+  note_progress();  // a forking task is alive (the daemon's stuck-worker check)
   bool promote = false;
   bool poll_source = false;
   if (periodic) {
@@ -215,6 +216,7 @@ void Worker::run_job(Job* job) noexcept {
     job->execute(job, *this);
   }
   nested_ns_ += static_cast<std::uint64_t>(now_ns() - start);
+  note_progress();
   if (pool_.source_ != nullptr) pool_.source_->publish(*this);
   // Counters too, so a run() caller reading stats() after its root returned
   // sees every spawn and steal of the run (thieves' jobs finish first).

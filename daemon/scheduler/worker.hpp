@@ -124,6 +124,12 @@ struct alignas(kCacheLine) WorkerStats {
   // add the period in progress.
   std::atomic<std::uint32_t> state{static_cast<std::uint32_t>(WorkerState::kIdle)};
   std::atomic<std::int64_t> state_since_ns{0};
+  // Signs of life for the daemon's health check (daemon/health_check.hpp):
+  // bumped when a job or a client task ends, at every heartbeat check's
+  // slow path (forking tasks reach one at least every kSelfBeatPeriod
+  // forks), and when a task polls for cancellation (TaskContext::cancelled,
+  // which long kernels call).
+  std::atomic<std::uint64_t> progress{0};
 };
 
 class Worker {
@@ -194,6 +200,13 @@ class Worker {
   // its owner at the cost of a deque push and pop (tens of nanoseconds,
   // beside a call worth sharing around).
   void share_before_long_call() noexcept;
+
+  // A sign of life (WorkerStats::progress). Owner only: a relaxed load and
+  // store to this worker's own stats line, a nanosecond.
+  void note_progress() noexcept {
+    stats_.progress.store(stats_.progress.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+  }
 
   // The heartbeat check, for a kernel's long sequential loop between forks,
   // so its enclosing frames can be promoted while it runs: one relaxed load.

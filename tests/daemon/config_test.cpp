@@ -29,6 +29,8 @@ TEST(Config, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(c->idle_spin_us, 100u);
   EXPECT_EQ(c->intake_batch, 64u);
   EXPECT_TRUE(c->pin);
+  EXPECT_EQ(c->stuck_after_ms, 60000u);
+  EXPECT_TRUE(c->plugin_directories.empty());
   EXPECT_EQ(c->sq_entries_max, 65536u);
   EXPECT_EQ(c->cq_entries_max, 131072u);
   EXPECT_EQ(c->arena_bytes_max, 1ull << 30);
@@ -59,6 +61,7 @@ count = 3
 idle_spin_us = 7
 intake_batch = 9
 pin = false
+stuck_after_ms = 0
 [scheduler]
 heartbeat_us = 250
 steal_policy = "random"
@@ -90,6 +93,7 @@ address = ""
   EXPECT_EQ(c->idle_spin_us, 7u);
   EXPECT_EQ(c->intake_batch, 9u);
   EXPECT_FALSE(c->pin);
+  EXPECT_EQ(c->stuck_after_ms, 0u);
   EXPECT_EQ(c->heartbeat_us, 250u);
   EXPECT_EQ(c->steal_policy, sched::StealPolicyKind::kRandom);
   EXPECT_EQ(c->steal_attempts_per_level, 0u);
@@ -114,6 +118,8 @@ TEST(Config, ShippedDefaultFileParsesToTheDefaults) {
   EXPECT_EQ(c->max_clients, d.max_clients);
   EXPECT_EQ(c->idle_spin_us, d.idle_spin_us);
   EXPECT_EQ(c->intake_batch, d.intake_batch);
+  EXPECT_EQ(c->stuck_after_ms, d.stuck_after_ms);
+  EXPECT_EQ(c->plugin_directories, d.plugin_directories);
   EXPECT_EQ(c->metrics_address, d.metrics_address);
   EXPECT_EQ(c->arena_bytes_max, d.arena_bytes_max);
   EXPECT_EQ(c->heartbeat_us, d.heartbeat_us);
@@ -173,6 +179,16 @@ TEST(Config, OutOfRangeValuesNameTheRange) {
             "test.toml: key 'workers.idle_spin_us' is -1, must be in [0, 1000000]");
   EXPECT_EQ(error_of("[workers]\nintake_batch = 0\n"),
             "test.toml: key 'workers.intake_batch' is 0, must be in [1, 4096]");
+  EXPECT_EQ(error_of("[workers]\nstuck_after_ms = 86400001\n"),
+            "test.toml: key 'workers.stuck_after_ms' is 86400001, must be in [0, 86400000]");
+  EXPECT_EQ(error_of("[plugins]\ndirectories = \"/usr/lib\"\n"),
+            "test.toml: key 'plugins.directories' must be an array of strings, got \"/usr/lib\"");
+  EXPECT_EQ(error_of("[plugins]\ndirectories = [\"/a\", 7]\n"),
+            "test.toml: key 'plugins.directories' must be an array of strings; element 1 is 7");
+  EXPECT_EQ(error_of("[plugins]\ndirectories = [\"relative/dir\"]\n"),
+            "test.toml: key 'plugins.directories' element 0 is \"relative/dir\": must be an "
+            "absolute path");
+  EXPECT_EQ(error_of("[plugins]\nfolders = []\n"), "test.toml: unknown key 'plugins.folders'");
   EXPECT_EQ(error_of("[clients]\nsq_entries_max = 4\n"),
             "test.toml: key 'clients.sq_entries_max' is 4, must be in [8, 1048576]");
   EXPECT_EQ(error_of("[clients]\ncq_entries_max = 100\n"),

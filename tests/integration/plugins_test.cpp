@@ -109,7 +109,7 @@ TEST(Plugins, ExampleAndFaultingKernelsRunAndWorkersSurviveFailures) {
   auto d = start_with_plugins(dir.path());
   ASSERT_TRUE(d);
   EXPECT_EQ(log_lines(*d, "plugin " + example + ": loaded 2 kernels").size(), 1u) << d->log();
-  EXPECT_EQ(log_lines(*d, "plugin " + faults + ": loaded 8 kernels").size(), 1u) << d->log();
+  EXPECT_EQ(log_lines(*d, "plugin " + faults + ": loaded 9 kernels").size(), 1u) << d->log();
   auto client = Client::connect({.socket_path = d->socket_path(), .name = "plugins"});
   ASSERT_TRUE(client) << client.status().message();
   Client& c = **client;

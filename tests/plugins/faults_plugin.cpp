@@ -10,9 +10,13 @@
 //   faults.bad_index   invalid_args naming args[7], which does not exist
 //   faults.data_a/b    one function serving two kernels: the u64 their
 //                      kernel_data points at (1 and 2)
+//   faults.hang        busy-waits args[0] ms (at most 60 s) without forking
+//                      or polling for cancellation: a stuck worker, for the
+//                      watchdog test
 //   faults.fork_sum    sum of 0..args[0]-1 computed through beat_join and
 //                      beat_parallel_for (chunks of args[1], 0 means 1)
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -49,6 +53,14 @@ const uint64_t kDataA = 1, kDataB = 2;
 
 beat_kernel_result data_value(beat_kernel_context* ctx, const uint64_t*, beat_arena_view) {
   return beat_kernel_ok(*static_cast<const uint64_t*>(ctx->kernel_data));
+}
+
+beat_kernel_result hang(beat_kernel_context*, const uint64_t* args, beat_arena_view) {
+  if (args[0] > 60'000) return beat_kernel_invalid_args(0);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(args[0]);
+  while (std::chrono::steady_clock::now() < until) {
+  }
+  return beat_kernel_ok(args[0]);
 }
 
 struct SumJob {
@@ -97,6 +109,8 @@ extern "C" BEAT_PLUGIN_EXPORT int beat_plugin_init(beat_plugin_registrar* r) {
   rc |= r->add_kernel(r, "faults.fork_sum", "sum of 0..args[0]-1 through join and parallel_for",
                       fork_sum, nullptr, 0);
   rc |= r->add_kernel(r, "faults.bad_index", "invalid_args(7)", bad_index, nullptr, 0);
+  rc |= r->add_kernel(r, "faults.hang", "busy-waits args[0] ms without a sign of life", hang,
+                      nullptr, 0);
   rc |= r->add_kernel(r, "faults.data_a", "*kernel_data (1)", data_value,
                       const_cast<uint64_t*>(&kDataA), 0);
   rc |= r->add_kernel(r, "faults.data_b", "*kernel_data (2)", data_value,
