@@ -43,15 +43,17 @@ std::string read_file(const std::string& path) {
 }
 
 TEST(SystemdUnit, PassesSystemdAnalyzeVerify) {
-  const std::string unit = read_file(BEAT_SOURCE_DIR "/systemd/beatd.service");
+  // The unit as CMake configured it (systemd/beatd.service.in).
+  const std::string unit = read_file(BEAT_UNIT_PATH);
   ASSERT_FALSE(unit.empty());
-  for (const char* line :
-       {"Type=notify\n", "WatchdogSec=", "RuntimeDirectory=beat\n", "User=beat\n",
-        "ExecReload=/bin/kill -HUP $MAINPID\n", "ExecStart=/usr/bin/beatd "})
+  const std::string installed = BEAT_INSTALLED_BEATD;
+  for (const std::string& line : {std::string("Type=notify\n"), std::string("WatchdogSec="),
+                                 std::string("RuntimeDirectory=beat\n"), std::string("User=beat\n"),
+                                 std::string("ExecReload=/bin/kill -HUP $MAINPID\n"),
+                                 "ExecStart=" + installed + " --config "})
     EXPECT_NE(unit.find(line), std::string::npos) << line;
   // verify wants ExecStart's binary to exist: point it at the one just built.
   std::string local = unit;
-  const std::string installed = "/usr/bin/beatd";
   local.replace(local.find(installed), installed.size(), BEAT_BEATD_PATH);
   char dir[] = "/tmp/beat-unit-XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
