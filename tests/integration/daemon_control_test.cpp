@@ -28,15 +28,6 @@ std::string stats_of(const DaemonProcess& d) {
   return s ? *s : std::string();
 }
 
-bool wait_for_log(const DaemonProcess& d, const std::string& needle) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (d.log().find(needle) != std::string::npos) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
-
 TEST(DaemonControl, WorkerPerAllowedCorePinnedInsideTheAffinityMask) {
   if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs 2 CPUs";
   // Allowed only CPU 1: one worker, pinned there, whatever the machine has.
@@ -81,14 +72,14 @@ TEST(DaemonControl, SighupReloadsLiveKeysAndKeepsServing) {
 
   write_config("[workers]\nidle_spin_us = 5\nintake_batch = 8\n");
   ASSERT_EQ(::kill(d->pid(), SIGHUP), 0);
-  EXPECT_TRUE(wait_for_log(*d, "SIGHUP: workers.idle_spin_us 100 -> 5")) << d->log();
-  EXPECT_TRUE(wait_for_log(*d, "take effect only after a restart")) << d->log();
+  EXPECT_TRUE(d->wait_for_log("SIGHUP: workers.idle_spin_us 100 -> 5")) << d->log();
+  EXPECT_TRUE(d->wait_for_log("take effect only after a restart")) << d->log();
 
   // A broken file is refused and the running configuration kept.
   write_config("[workers]\nidle_spin_us = \"fast\"\n");
   ASSERT_EQ(::kill(d->pid(), SIGHUP), 0);
-  EXPECT_TRUE(wait_for_log(*d, "SIGHUP: keeping the running configuration")) << d->log();
-  EXPECT_TRUE(wait_for_log(*d, "'workers.idle_spin_us' must be an integer, got \"fast\""))
+  EXPECT_TRUE(d->wait_for_log("SIGHUP: keeping the running configuration")) << d->log();
+  EXPECT_TRUE(d->wait_for_log("'workers.idle_spin_us' must be an integer, got \"fast\""))
       << d->log();
 
   // Nothing accepted before the reloads was lost.

@@ -194,6 +194,24 @@ std::string DaemonProcess::log() const {
   return os.str();
 }
 
+std::vector<std::string> DaemonProcess::log_lines(const std::string& needle) const {
+  std::vector<std::string> out;
+  std::istringstream in(log());
+  for (std::string line; std::getline(in, line);)
+    if (line.find(needle) != std::string::npos) out.push_back(line);
+  return out;
+}
+
+bool DaemonProcess::wait_for_log(const std::string& needle,
+                                 std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (log().find(needle) != std::string::npos) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 std::vector<std::string> DaemonProcess::segments() const {
   std::vector<std::string> out;
   const std::string dir = "/proc/" + std::to_string(pid_) + "/fd";

@@ -51,6 +51,11 @@ class DaemonProcess {
   bool alive();
   // The daemon's stderr so far.
   std::string log() const;
+  // Its lines containing `needle`.
+  std::vector<std::string> log_lines(const std::string& needle) const;
+  // Waits up to `timeout` for `needle` to appear in the log.
+  bool wait_for_log(const std::string& needle,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   // Client segments the daemon holds: names of its memfds (from
   // /proc/<pid>/fd) that start with this daemon's segment prefix. Empty once
   // the daemon has exited.

@@ -28,6 +28,7 @@
 #include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
 #include "tests/integration/edited_config.hpp"
+#include "tests/integration/plugin_dir.hpp"
 #include "tests/support/watchdog.hpp"
 
 namespace beat {
@@ -47,10 +48,11 @@ TEST(SystemdUnit, PassesSystemdAnalyzeVerify) {
   const std::string unit = read_file(BEAT_UNIT_PATH);
   ASSERT_FALSE(unit.empty());
   const std::string installed = BEAT_INSTALLED_BEATD;
-  for (const std::string& line : {std::string("Type=notify\n"), std::string("WatchdogSec="),
-                                 std::string("RuntimeDirectory=beat\n"), std::string("User=beat\n"),
-                                 std::string("ExecReload=/bin/kill -HUP $MAINPID\n"),
-                                 "ExecStart=" + installed + " --config "})
+  for (const std::string& line :
+       {std::string("Type=notify\n"), std::string("WatchdogSec="),
+        std::string("RuntimeDirectory=beat\n"), std::string("User=beat\n"),
+        std::string("ExecReload=/bin/kill -HUP $MAINPID\n"),
+        "ExecStart=" + installed + " --config "})
     EXPECT_NE(unit.find(line), std::string::npos) << line;
   // verify wants ExecStart's binary to exist: point it at the one just built.
   std::string local = unit;
@@ -131,18 +133,15 @@ TEST(SystemdNotify, ReadyWatchdogWithheldWhileAWorkerIsStuckAndStopping) {
   NotifySocket notify;
   // The faults plugin's faults.hang: a kernel that neither returns, forks
   // nor polls for a while.
-  char plugin_dir[] = "/tmp/beat-plugins-XXXXXX";
-  ASSERT_NE(::mkdtemp(plugin_dir), nullptr);
-  const std::string plugin = std::string(plugin_dir) + "/faults.so";
-  std::filesystem::copy_file(BEAT_TEST_FAULTS_PLUGIN, plugin);
-  ASSERT_EQ(::chmod(plugin.c_str(), 0755), 0);
+  test::PluginDir plugins;
+  plugins.add(BEAT_TEST_FAULTS_PLUGIN, "faults.so");
   test::EditedConfig config({{"stuck_after_ms = 60000", "stuck_after_ms = 300"}});
 
   ::setenv("NOTIFY_SOCKET", notify.path().c_str(), 1);
   ::setenv("WATCHDOG_USEC", "100000", 1);  // pings every 50 ms
   auto d = DaemonProcess::start({.workers = 2,
                                  .metrics_address = "",
-                                 .extra_args = {"--plugin-dir", plugin_dir},
+                                 .extra_args = {"--plugin-dir", plugins.path()},
                                  .cpus = {},
                                  .config_path = config.path()});
   ::unsetenv("NOTIFY_SOCKET");
@@ -202,7 +201,6 @@ TEST(SystemdNotify, ReadyWatchdogWithheldWhileAWorkerIsStuckAndStopping) {
   m = notify.until("STOPPING=1", std::chrono::seconds(5));
   ASSERT_FALSE(m.empty());
   EXPECT_NE(m.back().find("STOPPING=1"), std::string::npos);
-  std::filesystem::remove_all(plugin_dir);
 }
 
 }  // namespace
