@@ -135,12 +135,6 @@ Result<std::uint32_t> PluginLoader::load(const std::string& given) {
   return added;
 }
 
-std::vector<std::string> PluginLoader::loaded_paths() const {
-  std::vector<std::string> paths;
-  for (const Loaded& l : loaded_) paths.push_back(l.path);
-  return paths;
-}
-
 Result<std::uint32_t> PluginLoader::load_checked(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)

@@ -52,9 +52,6 @@ class PluginLoader {
   // reason it was refused (also logged). A file already loaded adds nothing.
   Result<std::uint32_t> load(const std::string& path);
 
-  // Paths of the loaded plugins, in load order.
-  std::vector<std::string> loaded_paths() const;
-
  private:
   struct Loaded {
     std::string path;  // canonical

@@ -447,7 +447,7 @@ void WorkerPool::record_batches(WorkerCounters& c, std::span<batching::Batch* co
 bool WorkerPool::cheap(const TaskDescriptor& d) const noexcept {
   // An unknown kernel id fails fast in run_task: cheap too.
   if (d.kernel_id >= kernels_.size()) return true;
-  return kernels_.at(d.kernel_id).batchable && d.data_length <= kBatchableDataBytes;
+  return kernels_.at(d.kernel_id).cheap(d.data_length);
 }
 
 void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d) {
@@ -466,7 +466,7 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
     const KernelInfo& k = kernels_.at(d.kernel_id);
     // A task that may take long first posts what this worker holds, so
     // earlier completions are not held behind it (KernelInfo::batchable).
-    if (!(k.batchable && d.data_length <= kBatchableDataBytes)) {
+    if (!k.cheap(d.data_length)) {
       publish(w);
       // It may run long without a heartbeat check: let an idle worker
       // have the rest of this chunk now rather than after it.

@@ -50,6 +50,11 @@ struct KernelInfo {
   // for a slow one that follows it in the same chunk.
   bool batchable = false;
 
+  // A task of this kernel over `data_length` bytes takes microseconds: its
+  // completion may wait to be posted with others, and it is not worth
+  // sharing a worker's queued work before it runs.
+  bool cheap(std::uint64_t data_length) const noexcept;
+
   // Runs the kernel for one task: fn, or plugin_fn through the plugin ABI's
   // host (call_plugin_kernel).
   KernelResult invoke(TaskContext& ctx, KernelArgs args, ArenaView data) const {
@@ -60,6 +65,10 @@ struct KernelInfo {
 
 // Largest data range of a batchable task (checksum of 64 KiB: ~5 us).
 inline constexpr std::uint64_t kBatchableDataBytes = 64 * 1024;
+
+inline bool KernelInfo::cheap(std::uint64_t data_length) const noexcept {
+  return batchable && data_length <= kBatchableDataBytes;
+}
 
 inline constexpr std::size_t kMaxDescriptionBytes = 160;
 inline constexpr std::size_t kMaxOriginBytes = 256;
