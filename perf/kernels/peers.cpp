@@ -1,7 +1,6 @@
 #include "perf/kernels/peers.hpp"
 
 #include <nmmintrin.h>
-#include <pthread.h>
 
 #include <algorithm>
 #include <array>
@@ -84,10 +83,7 @@ double stream_copy_parallel(std::span<const std::uint64_t> src, std::span<std::u
   std::vector<std::thread> threads;
   for (std::size_t t = 0; t < parts; ++t) {
     threads.emplace_back([&, t] {
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      CPU_SET(ids[t], &one);
-      if (::pthread_setaffinity_np(::pthread_self(), sizeof one, &one) != 0) pin_errors[t] = 1;
+      if (!try_pin_to_cpu(ids[t])) pin_errors[t] = 1;
       const std::size_t begin = src.size() * t / parts;
       const std::size_t end = src.size() * (t + 1) / parts;
       ready.arrive_and_wait();
@@ -126,11 +122,15 @@ void histogram_naive(std::span<const std::byte> data,
   for (const std::byte b : data) ++counts[static_cast<std::uint8_t>(b)];
 }
 
-void pin_to_cpu(int cpu) {
+bool try_pin_to_cpu(int cpu) noexcept {
   cpu_set_t one;
   CPU_ZERO(&one);
   CPU_SET(cpu, &one);
-  if (::sched_setaffinity(0, sizeof one, &one) != 0)
+  return ::sched_setaffinity(0, sizeof one, &one) == 0;  // 0: the calling thread
+}
+
+void pin_to_cpu(int cpu) {
+  if (!try_pin_to_cpu(cpu))
     throw std::runtime_error("sched_setaffinity to CPU " + std::to_string(cpu) + ": " +
                              std::strerror(errno));
 }

@@ -66,6 +66,9 @@ std::optional<std::uint32_t> crc32c_instruction(std::span<const std::byte> data)
 void histogram_naive(std::span<const std::byte> data,
                      std::span<std::uint64_t, 256> counts) noexcept;
 
+// Pins the calling thread to `cpu`; false when sched_setaffinity fails
+// (for threads that report it to their creator instead of throwing).
+bool try_pin_to_cpu(int cpu) noexcept;
 // Pins the calling thread to `cpu`. Throws std::runtime_error naming the
 // CPU and errno when sched_setaffinity fails.
 void pin_to_cpu(int cpu);

@@ -1,7 +1,5 @@
 #include "perf/kernels/targets.hpp"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -10,6 +8,7 @@
 #include <thread>
 
 #include "perf/kernels/kernels_bench.hpp"
+#include "perf/kernels/peers.hpp"
 
 namespace beat::perf::kernels {
 
@@ -110,10 +109,7 @@ void InProcessTarget::run(const std::vector<TaskDescriptor>& tasks) {
   std::vector<std::thread> threads;
   for (std::size_t t = 0; t < parts; ++t) {
     threads.emplace_back([&, t] {
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      CPU_SET(cpus_[t], &one);
-      pin_failed[t] = ::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+      pin_failed[t] = try_pin_to_cpu(cpus_[t]) ? 0 : 1;
       ready.arrive_and_wait();  // all pinned before any starts
       TaskContext ctx(nullptr, 0, arena_);
       for (std::size_t i = tasks.size() * t / parts; i < tasks.size() * (t + 1) / parts; ++i) {
