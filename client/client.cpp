@@ -303,12 +303,21 @@ Result<ArenaBlock> Client::allocate(std::uint64_t bytes, std::uint64_t alignment
                       " of " + std::to_string(arena_.capacity()) +
                       " bytes in use, largest free range " +
                       std::to_string(arena_.largest_free_range()));
+  publish_arena_use();
   return ArenaBlock{range->offset, bytes, view_.arena + range->offset};
 }
 
 bool Client::release(const ArenaBlock& block) {
   std::lock_guard lock(arena_mutex_);
-  return arena_.release(block.offset);
+  const bool released = arena_.release(block.offset);
+  if (released) publish_arena_use();
+  return released;
+}
+
+void Client::publish_arena_use() noexcept {
+  // Relaxed: a figure for the daemon's beat_arena_used_bytes gauge; nothing
+  // is read through it. Under arena_mutex_, so stores are in allocator order.
+  view_.header->arena_used_bytes.store(arena_.bytes_in_use(), std::memory_order_relaxed);
 }
 
 // ---------------------------------------------------------------------------
@@ -335,8 +344,16 @@ std::uint32_t Client::free_sq_slots() const noexcept {
 Status Client::publish(std::uint32_t start, const std::byte* images, std::uint32_t count) {
   SegmentHeader& h = *view_.header;
   const bool cancel = draining();
+  // One clock read per batch: the daemon's latency histogram measures from
+  // here to the completion being posted (same CLOCK_MONOTONIC on both sides).
+  const auto stamp = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+          .count());
   for (std::uint32_t i = 0; i < count; ++i) {
-    TaskDescriptor* slot = &view_.sq_slots[(start + i) & sq_mask_];
+    const std::uint32_t index = (start + i) & sq_mask_;
+    TaskDescriptor* slot = &view_.sq_slots[index];
+    // Published with the slot by the tail release below, like the slot.
+    std::memcpy(&view_.sq_stamps[index], &stamp, sizeof(stamp));
     if (cancel) {
       TaskDescriptor c{};
       c.flags = kTaskFlagCancelled;

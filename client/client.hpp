@@ -222,6 +222,8 @@ class Client {
   std::uint64_t daemon_instance_ = 0;
   std::string segment_name_;
 
+  // Stores the allocator's bytes in use in the segment header. REQUIRES arena_mutex_.
+  void publish_arena_use() noexcept;
   std::mutex arena_mutex_;
   ArenaAllocator arena_;  // GUARDED_BY(arena_mutex_)
 

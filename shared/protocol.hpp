@@ -8,7 +8,8 @@
 //
 // Versioning: kProtocolVersion changes whenever a struct in shared/ changes
 // size, layout or meaning, or a control reply changes format (3: KERNELS
-// lines carry each kernel's origin). HELLO carries the client's version;
+// lines carry each kernel's origin; 4: the segment holds a submit stamp per
+// SQ slot and the client's arena_used_bytes). HELLO carries the client's version;
 // the daemon refuses any other.
 #pragma once
 
@@ -19,7 +20,7 @@
 
 namespace beat {
 
-inline constexpr std::uint32_t kProtocolVersion = 3;
+inline constexpr std::uint32_t kProtocolVersion = 4;
 
 // "BEATSEG1" little-endian: the first word of every segment.
 inline constexpr std::uint64_t kSegmentMagic = 0x3147455354414542ULL;

@@ -54,6 +54,7 @@ void initialize_header(SegmentHeader& h, const SegmentLayout& l, std::uint64_t d
   }
   h.daemon_state.store(static_cast<std::uint32_t>(DaemonState::kRunning),
                        std::memory_order_relaxed);
+  h.arena_used_bytes.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace beat

@@ -2,6 +2,9 @@
 //
 //   [0, 4 KiB)            SegmentHeader: identity, ring indices, doorbells
 //   [sq_offset, ...)      sq_entries x TaskDescriptor   (client -> daemon)
+//   [sq_stamp_offset, ...) sq_entries x uint64: CLOCK_MONOTONIC ns at which
+//                         the client submitted the task in the same SQ slot
+//                         (client -> daemon; for the latency metric only)
 //   [cq_offset, ...)      cq_entries x CompletionEntry  (daemon -> client)
 //   [arena_offset, ...)   arena_bytes of client data, page aligned
 //
@@ -12,8 +15,9 @@
 // from the segment (the client can write anywhere in it).
 //
 // Who writes what (everything else is read-only for the other side):
-//   client: sq.reserve, sq.tail, SQ slots, sq_bell.seq, sq_space.needs_wakeup,
-//           cq.head, cq_bell.needs_wakeup, cq_space.seq, arena
+//   client: sq.reserve, sq.tail, SQ slots, SQ stamps, sq_bell.seq,
+//           sq_space.needs_wakeup, cq.head, cq_bell.needs_wakeup, cq_space.seq,
+//           arena_used_bytes, arena
 //   daemon: sq.head, sq_bell.needs_wakeup, sq_space.seq, cq.tail, CQ slots,
 //           cq_bell.seq, cq_space.needs_wakeup, daemon_state
 #pragma once
@@ -77,6 +81,11 @@ struct SegmentHeader {
 
   // ---- lifecycle ----
   alignas(kCacheLine) std::atomic<std::uint32_t> daemon_state;  // DaemonState; daemon writes
+
+  // ---- client-reported figures, for metrics only (untrusted) ----
+  // Bytes of the arena the client library's allocator has handed out.
+  // Relaxed stores by the client; the daemon clamps it to arena_bytes.
+  alignas(kCacheLine) std::atomic<std::uint64_t> arena_used_bytes;
 };
 static_assert(std::is_standard_layout_v<SegmentHeader>);
 static_assert(sizeof(SegmentHeader) <= kSegmentHeaderBytes);
@@ -84,7 +93,9 @@ static_assert(offsetof(SegmentHeader, sq) % kCacheLine == 0);
 static_assert(offsetof(SegmentHeader, sq_bell) - offsetof(SegmentHeader, sq) == 3 * kCacheLine);
 static_assert(offsetof(SegmentHeader, cq) % kCacheLine == 0);
 static_assert(offsetof(SegmentHeader, daemon_state) % kCacheLine == 0);
+static_assert(offsetof(SegmentHeader, arena_used_bytes) % kCacheLine == 0);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 
 // Sizes a client asks for (HELLO) and the daemon clamps to its limits.
 struct SegmentRequest {
@@ -98,6 +109,7 @@ struct SegmentLayout {
   std::uint32_t sq_entries = 0;
   std::uint32_t cq_entries = 0;
   std::uint64_t sq_offset = 0;
+  std::uint64_t sq_stamp_offset = 0;  // right after the SQ slots; not in the header
   std::uint64_t cq_offset = 0;
   std::uint64_t arena_offset = 0;
   std::uint64_t arena_bytes = 0;
@@ -122,8 +134,9 @@ constexpr std::optional<SegmentLayout> compute_layout(std::uint32_t sq_entries,
   l.sq_entries = sq_entries;
   l.cq_entries = cq_entries;
   l.sq_offset = kSegmentHeaderBytes;
+  l.sq_stamp_offset = l.sq_offset + std::uint64_t{sq_entries} * sizeof(TaskDescriptor);
   l.cq_offset =
-      align_up(l.sq_offset + std::uint64_t{sq_entries} * sizeof(TaskDescriptor), kPageBytes);
+      align_up(l.sq_stamp_offset + std::uint64_t{sq_entries} * sizeof(std::uint64_t), kPageBytes);
   l.arena_offset =
       align_up(l.cq_offset + std::uint64_t{cq_entries} * sizeof(CompletionEntry), kPageBytes);
   l.arena_bytes = align_up(arena_bytes, kPageBytes);
@@ -136,6 +149,7 @@ constexpr std::optional<SegmentLayout> compute_layout(std::uint32_t sq_entries,
 struct SegmentView {
   SegmentHeader* header = nullptr;
   TaskDescriptor* sq_slots = nullptr;
+  std::uint64_t* sq_stamps = nullptr;  // sq_entries submit times, parallel to sq_slots
   CompletionEntry* cq_slots = nullptr;
   std::byte* arena = nullptr;
   SegmentLayout layout{};
@@ -145,6 +159,7 @@ struct SegmentView {
     SegmentView v;
     v.header = reinterpret_cast<SegmentHeader*>(b);
     v.sq_slots = reinterpret_cast<TaskDescriptor*>(b + l.sq_offset);
+    v.sq_stamps = reinterpret_cast<std::uint64_t*>(b + l.sq_stamp_offset);
     v.cq_slots = reinterpret_cast<CompletionEntry*>(b + l.cq_offset);
     v.arena = b + l.arena_offset;
     v.layout = l;

@@ -49,7 +49,8 @@ TEST(SegmentLayout, SmallestLayoutHasExactOffsets) {
   EXPECT_EQ(l->sq_entries, 8u);
   EXPECT_EQ(l->cq_entries, 8u);
   EXPECT_EQ(l->sq_offset, 4096u);
-  EXPECT_EQ(l->cq_offset, 8192u);      // 4096 + 8*64 rounded up to a page
+  EXPECT_EQ(l->sq_stamp_offset, 4096u + 8 * 64);
+  EXPECT_EQ(l->cq_offset, 8192u);      // 4096 + 8*64 + 8*8 rounded up to a page
   EXPECT_EQ(l->arena_offset, 12288u);  // 8192 + 8*32 rounded up to a page
   EXPECT_EQ(l->arena_bytes, 0u);
   EXPECT_EQ(l->total_bytes, 12288u);
@@ -60,10 +61,11 @@ TEST(SegmentLayout, DefaultRequestHasExactOffsets) {
   const auto l = compute_layout(r.sq_entries, r.cq_entries, r.arena_bytes);
   ASSERT_TRUE(l);
   EXPECT_EQ(l->sq_offset, 4096u);
-  EXPECT_EQ(l->cq_offset, 4096u + 4096u * 64u);
-  EXPECT_EQ(l->arena_offset, 4096u + 4096u * 64u + 8192u * 32u);
+  EXPECT_EQ(l->sq_stamp_offset, 4096u + 4096u * 64u);
+  EXPECT_EQ(l->cq_offset, 4096u + 4096u * 64u + 4096u * 8u);
+  EXPECT_EQ(l->arena_offset, 4096u + 4096u * 64u + 4096u * 8u + 8192u * 32u);
   EXPECT_EQ(l->arena_bytes, 16u << 20);
-  EXPECT_EQ(l->total_bytes, 4096u + 4096u * 64u + 8192u * 32u + (16u << 20));
+  EXPECT_EQ(l->total_bytes, 4096u + 4096u * 64u + 4096u * 8u + 8192u * 32u + (16u << 20));
 }
 
 TEST(SegmentLayout, ArenaIsRoundedUpToWholePages) {
@@ -86,12 +88,15 @@ TEST(SegmentLayout, RegionsArePageAlignedAndDoNotOverlap) {
         EXPECT_EQ(l->arena_offset % kPageBytes, 0u);
         EXPECT_EQ(l->total_bytes % kPageBytes, 0u);
         EXPECT_GE(l->sq_offset, kSegmentHeaderBytes);
-        EXPECT_GE(l->cq_offset, l->sq_offset + std::uint64_t{sq} * sizeof(TaskDescriptor));
+        // The stamps follow the SQ slots directly; the CQ follows the stamps.
+        EXPECT_EQ(l->sq_stamp_offset, l->sq_offset + std::uint64_t{sq} * sizeof(TaskDescriptor));
+        EXPECT_EQ(l->sq_stamp_offset % alignof(std::uint64_t), 0u);
+        EXPECT_GE(l->cq_offset, l->sq_stamp_offset + std::uint64_t{sq} * sizeof(std::uint64_t));
         EXPECT_GE(l->arena_offset, l->cq_offset + std::uint64_t{cq} * sizeof(CompletionEntry));
         EXPECT_GE(l->arena_bytes, arena);
         EXPECT_EQ(l->total_bytes, l->arena_offset + l->arena_bytes);
         // No slack larger than a page between regions.
-        EXPECT_LT(l->cq_offset - (l->sq_offset + std::uint64_t{sq} * sizeof(TaskDescriptor)),
+        EXPECT_LT(l->cq_offset - (l->sq_stamp_offset + std::uint64_t{sq} * sizeof(std::uint64_t)),
                   kPageBytes);
         EXPECT_LT(l->arena_offset - (l->cq_offset + std::uint64_t{cq} * sizeof(CompletionEntry)),
                   kPageBytes);
@@ -174,18 +179,19 @@ TEST_F(SegmentHeaderTest, CheckNamesEachMismatchedFieldWithBothValues) {
        [](SegmentHeader& h) { h.cq_entries = 256; }},
       {"segment header field sq_offset is 0, expected 4096",
        [](SegmentHeader& h) { h.sq_offset = 0; }},
-      {"segment header field cq_offset is 4096, expected 8192",
+      {"segment header field cq_offset is 4096, expected 12288",
        [](SegmentHeader& h) { h.cq_offset = 4096; }},
-      {"segment header field arena_offset is 1, expected 12288",
+      {"segment header field arena_offset is 1, expected 16384",
        [](SegmentHeader& h) { h.arena_offset = 1; }},
       {"segment header field arena_bytes is 18446744073709551615, expected 1048576",
        [](SegmentHeader& h) { h.arena_bytes = ~std::uint64_t{0}; }},
-      {"segment header field total_bytes is 12288, expected 1060864",
+      {"segment header field total_bytes is 12288, expected 1064960",
        [](SegmentHeader& h) { h.total_bytes = 12288; }},
   };
-  ASSERT_EQ(layout_.cq_offset, 8192u);
-  ASSERT_EQ(layout_.arena_offset, 12288u);
-  ASSERT_EQ(layout_.total_bytes, 1060864u);
+  // 4096 + 64 x 64 (SQ) + 64 x 8 (stamps), then 128 x 32 (CQ), page-aligned.
+  ASSERT_EQ(layout_.cq_offset, 12288u);
+  ASSERT_EQ(layout_.arena_offset, 16384u);
+  ASSERT_EQ(layout_.total_bytes, 1064960u);
   for (const Case& c : cases) {
     initialize_header(*header_, layout_, 7, 3);
     c.corrupt(*header_);
