@@ -130,14 +130,16 @@ int main(int argc, char** argv) {
   const std::uint64_t instance =
       (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(::getpid());
 
+  // Declared before the pool and the server: both use it until they are gone.
+  beat::ClientMetrics client_metrics;
   beat::WorkerPool pool(config, kernels, *topology);
   boost::asio::io_context io;
   beat::ControlServer server(io, config, config_path, apply_flags, kernels, plugins, pool,
-                             instance);
+                             client_metrics, instance);
   if (beat::Status s = server.listen(); !s) return fail(s.message());
 
   std::unique_ptr<prometheus::Exposer> exposer;
-  auto metrics = std::make_shared<beat::PoolMetrics>(pool);
+  auto metrics = std::make_shared<beat::PoolMetrics>(pool, kernels, client_metrics);
   if (!config.metrics_address.empty()) {
     try {
       exposer = std::make_unique<prometheus::Exposer>(config.metrics_address);

@@ -6,6 +6,7 @@
 
 #include <boost/interprocess/exceptions.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace beat {
@@ -38,6 +39,10 @@ Result<std::unique_ptr<ClientSession>> ClientSession::create(
     const std::string& segment_name, const SegmentLayout& layout, std::uint64_t daemon_instance,
     std::uint32_t client_id, const PeerCredentials& peer, std::string client_name) {
   std::unique_ptr<ClientSession> s(new ClientSession());
+  s->created_ns_ =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
   s->segment_name_ = segment_name;
   s->client_name_ = std::move(client_name);
   s->peer_ = peer;

@@ -70,6 +70,9 @@ class ClientSession {
   const PeerCredentials& peer() const noexcept { return peer_; }
   std::uint32_t client_id() const noexcept { return client_id_; }
   const SegmentView& view() const noexcept { return view_; }
+  // When the session was created (steady clock ns): no submit stamp of
+  // its tasks can be older.
+  std::uint64_t created_ns() const noexcept { return created_ns_; }
 
   // ---- intake (worker holding the claim) ----
   std::atomic<bool> intake_claim_{false};
@@ -101,6 +104,11 @@ class ClientSession {
   // ---- completion posting (any worker) ----
   alignas(kCacheLine) std::atomic<std::uint32_t> cq_reserve_{0};
   alignas(kCacheLine) std::atomic<std::uint32_t> cq_commit_{0};
+  // Completions posted over the session's life, and those with a non-ok
+  // status (relaxed RMWs by the poster, once per flush, on the line its
+  // commit just took; read by STATS and the metrics scrape).
+  std::atomic<std::uint64_t> tasks_completed_{0};
+  std::atomic<std::uint64_t> tasks_failed_{0};
 
   // ---- lifecycle and counters ----
   // Tasks taken over the session's life (includes in-flight ones). Single
@@ -113,7 +121,6 @@ class ClientSession {
   // then draining_ (release); workers acquire draining_ before reading it.
   std::atomic<std::uint32_t> drain_until_{0};
   std::atomic<bool> draining_{false};
-  std::atomic<std::uint64_t> tasks_failed_{0};
 
  private:
   ClientSession() = default;
@@ -130,6 +137,7 @@ class ClientSession {
   std::string client_name_;
   PeerCredentials peer_{};
   std::uint32_t client_id_ = 0;
+  std::uint64_t created_ns_ = 0;
   int fd_ = -1;  // the memfd
   boost::interprocess::mapped_region region_;
   SegmentView view_{};

@@ -69,7 +69,7 @@ struct ControlServer::Connection {
 ControlServer::ControlServer(asio::io_context& io, Config& config, std::string config_path,
                              std::function<void(Config&)> apply_flags,
                              const KernelRegistry& kernels, PluginLoader& plugins, WorkerPool& pool,
-                             std::uint64_t daemon_instance)
+                             ClientMetrics& client_metrics, std::uint64_t daemon_instance)
     : io_(io),
       config_(config),
       config_path_(std::move(config_path)),
@@ -77,6 +77,7 @@ ControlServer::ControlServer(asio::io_context& io, Config& config, std::string c
       kernels_(kernels),
       plugins_(plugins),
       pool_(pool),
+      client_metrics_(client_metrics),
       daemon_instance_(daemon_instance),
       acceptor_(io),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
@@ -88,7 +89,8 @@ ControlServer::ControlServer(asio::io_context& io, Config& config, std::string c
 ControlServer::~ControlServer() {
   // Normal exit goes through finish_shutdown(); this covers start-up failures.
   pool_.stop();
-  for (auto& c : connections_) c->session.reset();
+  for (auto& c : connections_) destroy(std::move(c->session));
+  for (auto& r : retired_) destroy(std::move(r.session));
   retired_.clear();
   if (listening_) ::unlink(config_.socket.c_str());
 }
@@ -411,6 +413,7 @@ void ControlServer::handle_hello(const ConnectionPtr& c) {
                            std::to_string(config_.max_clients) + " clients",
                        true);
   c->session = std::move(session).value();
+  client_metrics_.attach(*c->session);
   ++sessions_total_;
 
   HelloReply r{};
@@ -452,7 +455,7 @@ void ControlServer::close_connection(const ConnectionPtr& c, const char* why) {
   if (c->session) {
     spdlog::info("client {} '{}' disconnected ({}): {} tasks completed", c->session->client_id(),
                  c->session->client_name(), why,
-                 c->session->tasks_taken_.load(std::memory_order_relaxed) - c->session->inflight());
+                 c->session->tasks_completed_.load(std::memory_order_relaxed));
     retire(std::move(c->session));
   }
   connections_.remove(c);
@@ -465,10 +468,17 @@ void ControlServer::retire(std::unique_ptr<ClientSession> session) {
   schedule_housekeeping();
 }
 
+void ControlServer::destroy(std::unique_ptr<ClientSession> session) {
+  if (!session) return;
+  client_metrics_.detach(*session);  // its counters are final: no worker uses it
+  session.reset();                   // unmaps the segment
+}
+
 void ControlServer::reap_retired() {
   for (auto it = retired_.begin(); it != retired_.end();) {
     if (pool_.grace_passed(it->epoch)) {
-      it = retired_.erase(it);  // unmaps and unlinks the segment
+      destroy(std::move(it->session));
+      it = retired_.erase(it);
     } else {
       ++it;
     }
@@ -570,11 +580,12 @@ void ControlServer::finish_shutdown() {
   finished_ = true;
   pool_.stop();  // joins: no worker touches any segment after this
   std::size_t segments = retired_.size();
+  for (auto& r : retired_) destroy(std::move(r.session));
   retired_.clear();
   for (auto& c : connections_) {
     if (c->session) {
       ++segments;
-      c->session.reset();  // unmaps and unlinks
+      destroy(std::move(c->session));
     }
     boost::system::error_code ignored;
     c->socket.close(ignored);
@@ -605,7 +616,7 @@ double steal_rate(std::uint64_t steals, std::uint64_t spawns) {
 std::string ControlServer::batching_json() const {
   std::uint64_t batches = 0, grouped = 0, alone = 0, corrected = 0;
   std::array<std::uint64_t, kBatchSizeBuckets.size()> sizes{};
-  std::array<std::uint64_t, kFormationNsBuckets.size()> formation{};
+  std::array<std::uint64_t, kTimeBuckets> formation{};
   for (std::uint32_t i = 0; i < pool_.worker_count(); ++i) {
     const WorkerCounters& k = pool_.counters(i);
     batches += k.batches.load(std::memory_order_relaxed);
@@ -615,7 +626,7 @@ std::string ControlServer::batching_json() const {
     for (std::size_t b = 0; b < sizes.size(); ++b)
       sizes[b] += k.batch_sizes[b].load(std::memory_order_relaxed);
     for (std::size_t b = 0; b < formation.size(); ++b)
-      formation[b] += k.formation_ns[b].load(std::memory_order_relaxed);
+      formation[b] += k.formation[b].load(std::memory_order_relaxed);
   }
   std::ostringstream os;
   os << "{\"grouping\":\"" << batching::to_string(config_.grouping)
@@ -634,9 +645,9 @@ std::string ControlServer::batching_json() const {
   for (std::size_t b = 0; b < formation.size(); ++b) {
     os << (b ? "," : "") << "\"";
     if (b + 1 == formation.size())
-      os << "gt_" << kFormationNsBuckets[b - 1];
+      os << "gt_" << time_bucket_bound_ns(b - 1);
     else
-      os << "le_" << kFormationNsBuckets[b];
+      os << "le_" << time_bucket_bound_ns(b);
     os << "\":" << formation[b];
   }
   os << "}}";
@@ -709,7 +720,7 @@ std::string ControlServer::stats_json() const {
        << ",\"sq_depth\":" << (sq_depth <= s.view().layout.sq_entries ? sq_depth : 0)
        << ",\"cq_depth\":" << (cq_depth <= s.view().layout.cq_entries ? cq_depth : 0)
        << ",\"inflight\":" << s.inflight()
-       << ",\"tasks_completed\":" << s.tasks_taken_.load(std::memory_order_relaxed) - s.inflight()
+       << ",\"tasks_completed\":" << s.tasks_completed_.load(std::memory_order_relaxed)
        << ",\"tasks_failed\":" << s.tasks_failed_.load(std::memory_order_relaxed) << "}";
   }
   os << "],\"clients_connected\":" << with_session << ",\"sessions_total\":" << sessions_total_

@@ -27,6 +27,7 @@
 #include <memory>
 #include <string>
 
+#include "daemon/client_metrics.hpp"
 #include "daemon/client_session.hpp"
 #include "daemon/config.hpp"
 #include "daemon/health_check.hpp"
@@ -42,7 +43,8 @@ class ControlServer {
   // from `config_path` on SIGHUP (flags win over the file, as at start).
   ControlServer(boost::asio::io_context& io, Config& config, std::string config_path,
                 std::function<void(Config&)> apply_flags, const KernelRegistry& kernels,
-                PluginLoader& plugins, WorkerPool& pool, std::uint64_t daemon_instance);
+                PluginLoader& plugins, WorkerPool& pool, ClientMetrics& client_metrics,
+                std::uint64_t daemon_instance);
   ~ControlServer();
 
   // Binds and listens. Fails when
@@ -71,6 +73,9 @@ class ControlServer {
   void reply_error(const ConnectionPtr& c, ErrorCode code, const std::string& message, bool close);
   void close_connection(const ConnectionPtr& c, const char* why);
   void retire(std::unique_ptr<ClientSession> session);
+  // Destroys a session no worker can reach any more (grace period passed,
+  // or the pool stopped), after folding its counters into the metrics.
+  void destroy(std::unique_ptr<ClientSession> session);
   void reap_retired();
   void schedule_housekeeping();
   void housekeeping();
@@ -92,6 +97,7 @@ class ControlServer {
   const KernelRegistry& kernels_;  // plugins_ adds to it (this thread only)
   PluginLoader& plugins_;
   WorkerPool& pool_;
+  ClientMetrics& client_metrics_;
   std::uint64_t daemon_instance_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::signal_set signals_;

@@ -101,6 +101,8 @@ struct alignas(kCacheLine) WorkerPool::Local {
   std::vector<TaskDescriptor> chunks[kMaxIntakeDepth];
   std::vector<FingerprintFields> fingerprints[kMaxIntakeDepth];
   std::vector<std::uint8_t> ordered[kMaxIntakeDepth];
+  // Each chunk task's submit time (steady clock ns), sanitised at intake.
+  std::vector<std::uint64_t> stamps[kMaxIntakeDepth];
   std::unique_ptr<batching::BatchFormer> formers[kMaxIntakeDepth];
   std::uint64_t chunks_taken = 0;  // for sampling the formation time
   std::uint32_t depth = 0;         // intake levels in progress
@@ -108,7 +110,9 @@ struct alignas(kCacheLine) WorkerPool::Local {
   // session (a task of another session flushes them first).
   ClientSession* pending_session = nullptr;
   std::vector<CompletionEntry> pending;
+  std::vector<std::uint64_t> pending_stamps;  // submit times of `pending`
   std::uint64_t pending_failed = 0;
+  WorkerCounters* counters = nullptr;  // this worker's
   // Sessions armed for parking (between arm_park and disarm_park).
   ClientSession* armed[kMaxFutexWaitItems];
   int armed_count = 0;
@@ -156,12 +160,15 @@ WorkerPool::Local& WorkerPool::local(const sched::Worker& w) noexcept {
       l.chunks[level].resize(config_.intake_batch);
       l.fingerprints[level].resize(config_.intake_batch);
       l.ordered[level].resize(config_.intake_batch);
+      l.stamps[level].resize(config_.intake_batch);
       l.formers[level] = std::make_unique<batching::BatchFormer>(
           batching::BatchFormerOptions{config_.grouping, config_.batch_threshold,
                                        config_.max_open_batches},
           config_.intake_batch);
     }
     l.pending.reserve(kCompletionFlushEvery);
+    l.pending_stamps.reserve(kCompletionFlushEvery);
+    l.counters = &counters_[w.index()];
     l.ready = true;
   }
   return l;
@@ -311,12 +318,21 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
   // the copy, so that a held-back chunk stops copying where it stops.
   const bool ordered_busy = s.ordered_inflight_.load(std::memory_order_acquire);
   TaskDescriptor* chunk = buffer.data();
+  const std::uint32_t level = l.depth - 1;
+  std::uint64_t* stamps = l.stamps[level].data();
+  // One clock read per chunk: the upper bound of every submit stamp in it.
+  const auto taken = static_cast<std::uint64_t>(sched::now_ns());
   bool any_ordered = false;
   bool held_back = false;
   std::uint32_t owed = 0;
   for (std::uint32_t i = 0; i < n; ++i) {
     // One copy out of shared memory; only the private copy is used below.
     chunk[i] = copy_entry(v.sq_slots, sq_entries - 1, head + i);
+    // Its submit stamp, untrusted: one outside [session start, now] (or
+    // none, 0) is replaced by now, so a client can skew its own latency
+    // figures only within its session's lifetime.
+    const std::uint64_t stamp = copy_entry(v.sq_stamps, sq_entries - 1, head + i);
+    stamps[i] = stamp >= s.created_ns() && stamp <= taken ? stamp : taken;
     if ((chunk[i].flags & kTaskFlagOrdered) != 0) {
       if (ordered_busy) {
         n = i;
@@ -357,10 +373,11 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
   // workers) each, so idle workers get some at once and a busy daemon runs
   // few large ones. Everything below is this worker's own memory: no lock,
   // no atomic but the counters' single-writer stores.
-  const std::uint32_t level = l.depth - 1;
   const bool timed = l.chunks_taken++ % kFormationSampleEvery == 0;
   const std::int64_t formed_from = timed ? sched::now_ns() : 0;
   std::uint64_t corrected = 0;
+  // Registered ids: read once per chunk (acquire, KernelRegistry::size).
+  const std::uint32_t registered = kernels_.size();
   FingerprintFields* fps = l.fingerprints[level].data();
   std::uint8_t* ordered = l.ordered[level].data();
   for (std::uint32_t i = 0; i < n; ++i) {
@@ -368,6 +385,8 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
     fps[i] = daemon_fingerprint(chunk[i], fixed);
     corrected += fixed ? 1 : 0;
     ordered[i] = (chunk[i].flags & kTaskFlagOrdered) != 0 ? 1 : 0;
+    if ((chunk[i].flags & kTaskFlagCancelled) == 0)
+      bump(counters.kernels[kernel_slot(chunk[i].kernel_id, registered)].submitted);
   }
   const std::uint32_t idle = scheduler_.idle_workers();
   const std::uint32_t target = std::clamp(n / (1 + idle), config_.min_batch, config_.max_batch);
@@ -380,37 +399,37 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
   // idle worker takes the upper half, and kernels may fork below. The chunk
   // buffer and the batches are ours and stay put until every stolen part is
   // done (a thief sees them through the deque's release/acquire).
-  w.parallel_for(0, batches.size(), 1,
-                 [this, &s, chunk, batches](sched::Worker& x, std::uint64_t b) {
-                   const batching::Batch& batch = *batches[b];
-                   const std::span<const std::uint16_t> tasks = batch.span();
-                   if (batch.ordered || tasks.size() == 1 || cheap(chunk[tasks[0]])) {
-                     for (const std::uint16_t t : tasks) run_task(x, s, chunk[t]);
-                   } else {
-                     // Tasks that may each take long (similar ones share a
-                     // kernel): another splittable range, so an idle worker
-                     // can take the batch's tail instead of waiting for it.
-                     x.parallel_for(0, tasks.size(), 1,
-                                    [this, &s, chunk, tasks](sched::Worker& y, std::uint64_t i) {
-                                      run_task(y, s, chunk[tasks[i]]);
-                                    });
-                   }
-                   if (batch.ordered) {
-                     publish(x);  // this batch's completions are on the CQ...
-                     // SYNC POINT WRITE: ...before the next ordered batch may be taken;
-                     // pairs with intake's acquire load of the flag.
-                     s.ordered_inflight_.store(false, std::memory_order_release);
-                     // A worker that looked while the flag was set saw nothing
-                     // to take and may have parked, and this one may be deep in
-                     // a kernel that does not poll for a long while: wake one.
-                     // Unconditionally: the clear, wake_if_unattended's seq_cst
-                     // fence and its load of the sleepers, against the parker's
-                     // sleepers increment, fence and re-check of the flag, are
-                     // a store-buffering pair (one side sees the other); a look
-                     // at the SQ first, before any fence, could miss both.
-                     scheduler_.wake_if_unattended();
-                   }
-                 });
+  w.parallel_for(
+      0, batches.size(), 1, [this, &s, chunk, stamps, batches](sched::Worker& x, std::uint64_t b) {
+        const batching::Batch& batch = *batches[b];
+        const std::span<const std::uint16_t> tasks = batch.span();
+        if (batch.ordered || tasks.size() == 1 || cheap(chunk[tasks[0]])) {
+          for (const std::uint16_t t : tasks) run_task(x, s, chunk[t], stamps[t]);
+        } else {
+          // Tasks that may each take long (similar ones share a
+          // kernel): another splittable range, so an idle worker
+          // can take the batch's tail instead of waiting for it.
+          x.parallel_for(0, tasks.size(), 1,
+                         [this, &s, chunk, stamps, tasks](sched::Worker& y, std::uint64_t i) {
+                           run_task(y, s, chunk[tasks[i]], stamps[tasks[i]]);
+                         });
+        }
+        if (batch.ordered) {
+          publish(x);  // this batch's completions are on the CQ...
+          // SYNC POINT WRITE: ...before the next ordered batch may be taken;
+          // pairs with intake's acquire load of the flag.
+          s.ordered_inflight_.store(false, std::memory_order_release);
+          // A worker that looked while the flag was set saw nothing
+          // to take and may have parked, and this one may be deep in
+          // a kernel that does not poll for a long while: wake one.
+          // Unconditionally: the clear, wake_if_unattended's seq_cst
+          // fence and its load of the sleepers, against the parker's
+          // sleepers increment, fence and re-check of the flag, are
+          // a store-buffering pair (one side sees the other); a look
+          // at the SQ first, before any fence, could miss both.
+          scheduler_.wake_if_unattended();
+        }
+      });
   former.recycle();
   publish(w);
   return true;
@@ -428,7 +447,9 @@ std::size_t bucket_of(std::uint64_t value, const std::array<std::uint32_t, N>& b
 }  // namespace
 
 void WorkerPool::record_formation(WorkerCounters& c, std::int64_t ns) noexcept {
-  bump(c.formation_ns[bucket_of(static_cast<std::uint64_t>(ns), kFormationNsBuckets)]);
+  const auto t = static_cast<std::uint64_t>(ns > 0 ? ns : 0);
+  bump(c.formation[time_bucket(t)]);
+  bump(c.formation_sum_ns, t);
 }
 
 void WorkerPool::record_batches(WorkerCounters& c, std::span<batching::Batch* const> batches,
@@ -450,7 +471,8 @@ bool WorkerPool::cheap(const TaskDescriptor& d) const noexcept {
   return kernels_.at(d.kernel_id).cheap(d.data_length);
 }
 
-void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d) {
+void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d,
+                          std::uint64_t submitted_ns) {
   if ((d.flags & kTaskFlagCancelled) != 0) return;
   const SegmentView& v = s.view();
   const std::uint64_t arena_bytes = v.layout.arena_bytes;
@@ -461,7 +483,8 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
   // after the grace period) or the daemon is stopping.
   if (ctx.cancelled()) return;
   CompletionEntry c{d.tag, 0, 0, 0, 0};
-  TaskStatus st = validate_descriptor(d, kernels_.size(), arena_bytes);
+  const std::uint32_t registered = kernels_.size();  // acquire (KernelRegistry)
+  TaskStatus st = validate_descriptor(d, registered, arena_bytes);
   if (st == TaskStatus::kOk) {
     const KernelInfo& k = kernels_.at(d.kernel_id);
     // A task that may take long first posts what this worker holds, so
@@ -505,14 +528,19 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
     if (!l.pending.empty()) post(l);
     l.pending_session = &s;
   }
-  WorkerCounters& counters = counters_[w.index()];
+  WorkerCounters& counters = *l.counters;
   bump(counters.tasks_run);
   w.note_progress();
+  // An id the registry did not hold when the task ran counts as unregistered.
+  WorkerCounters::KernelCounts& per_kernel = counters.kernels[kernel_slot(d.kernel_id, registered)];
+  bump(per_kernel.completed);
   if (st != TaskStatus::kOk) {
     bump(counters.tasks_failed);
+    bump(per_kernel.failed);
     ++l.pending_failed;
   }
   l.pending.push_back(c);
+  l.pending_stamps.push_back(submitted_ns);
   if (l.pending.size() == kCompletionFlushEvery) post(l);
 }
 
@@ -589,6 +617,19 @@ void WorkerPool::post(Local& l) {
   // SYNC POINT WRITE: CQ entries [start, start+m), published via cq.tail.
   commit_in_order(s.cq_commit_, &h.cq.tail.value, start, m);
   ring_doorbell(h.cq_bell, INT_MAX);
+  // Latency: submit stamp to now, when the client can see the completion.
+  // One clock read per flush of up to kCompletionFlushEvery completions.
+  WorkerCounters& counters = *l.counters;
+  const auto now = static_cast<std::uint64_t>(sched::now_ns());
+  std::uint64_t sum = 0;
+  for (const std::uint64_t stamp : l.pending_stamps) {
+    const std::uint64_t ns = now > stamp ? now - stamp : 0;
+    bump(counters.latency[time_bucket(ns)]);
+    sum += ns;
+  }
+  bump(counters.latency_sum_ns, sum);
+  l.pending_stamps.clear();
+  s.tasks_completed_.fetch_add(m, std::memory_order_relaxed);
   if (l.pending_failed != 0) {
     s.tasks_failed_.fetch_add(l.pending_failed, std::memory_order_relaxed);
     l.pending_failed = 0;

@@ -38,6 +38,7 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -52,16 +53,35 @@
 
 namespace beat {
 
-// Client-task counters of one worker. Written only by that worker (relaxed
-// load+store, no RMW); read by the control thread for STATS with relaxed
-// loads, which may see a value a few tasks old. Scheduling counters
-// (steals, busy time, ...) are the scheduler's WorkerStats.
-// Upper bounds of the histogram buckets below (the last is open-ended).
-inline constexpr std::array<std::uint32_t, 6> kBatchSizeBuckets = {1, 5, 20, 50, 100, 256};
-inline constexpr std::array<std::uint32_t, 8> kFormationNsBuckets = {250,  500,  1000,  2000,
-                                                                     4000, 8000, 16000, ~0u};
-inline constexpr std::uint64_t kFormationSampleEvery = 8;
+// Time histograms (task latency, batch formation): bucket b < kTimeBuckets-1
+// holds durations up to time_bucket_bound_ns(b): 1 us x 2^b for b < 20
+// (1 us .. 0.524288 s), then 1 s; the last bucket is open-ended (+Inf).
+inline constexpr std::size_t kTimeBuckets = 22;
+constexpr std::uint64_t time_bucket_bound_ns(std::size_t b) noexcept {
+  return b < 20 ? std::uint64_t{1000} << b : std::uint64_t{1'000'000'000};
+}
+// Branch-light: one multiply-shift (the division by a constant) and a
+// bit_width. For 1000 x 2^(k-1) < ns <= 1000 x 2^k, (ns-1)/1000 has k bits.
+inline std::size_t time_bucket(std::uint64_t ns) noexcept {
+  if (ns <= 1000) return 0;
+  const auto k = static_cast<std::size_t>(std::bit_width((ns - 1) / 1000));
+  if (k < 20) return k;
+  return ns <= time_bucket_bound_ns(20) ? 20 : 21;
+}
 
+// Upper bounds of the batch size histogram's buckets (the last is
+// open-ended: no batch is larger than batching.max_batch <= 256).
+inline constexpr std::array<std::uint32_t, 6> kBatchSizeBuckets = {1, 5, 20, 50, 100, 256};
+inline constexpr std::uint64_t kFormationSampleEvery = 8;
+// Per-kernel counters: one slot per registry id, and one more for tasks
+// naming an id the registry does not hold.
+inline constexpr std::uint32_t kKernelSlots = KernelRegistry::kMaxKernels + 1;
+
+// Client-task counters of one worker. Written only by that worker (relaxed
+// load+store, no RMW); read by the control thread (STATS) and the metrics
+// scrape with relaxed loads, which may see a value a few tasks old, never a
+// torn one. Scheduling counters (steals, busy time, ...) are the
+// scheduler's WorkerStats. Per-client counts live in the ClientSession.
 struct alignas(kCacheLine) WorkerCounters {
   std::atomic<std::uint64_t> tasks_run{0};
   std::atomic<std::uint64_t> tasks_failed{0};
@@ -73,10 +93,23 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<std::uint64_t> tasks_grouped{0};
   std::atomic<std::uint64_t> tasks_alone{0};
   std::atomic<std::uint64_t> fingerprints_corrected{0};
-  // Histograms: batch sizes (kBatchSizeBuckets), and the time to form one
-  // chunk's batches, every kFormationSampleEvery-th chunk (kFormationNsBuckets).
+  // Histograms: batch sizes (kBatchSizeBuckets); the time to form one
+  // chunk's batches, every kFormationSampleEvery-th chunk; the latency of
+  // every completed task from its client's submit stamp to the completion
+  // being posted (time buckets; sums in ns).
   std::array<std::atomic<std::uint64_t>, kBatchSizeBuckets.size()> batch_sizes{};
-  std::array<std::atomic<std::uint64_t>, kFormationNsBuckets.size()> formation_ns{};
+  std::array<std::atomic<std::uint64_t>, kTimeBuckets> formation{};
+  std::atomic<std::uint64_t> formation_sum_ns{0};
+  alignas(kCacheLine) std::array<std::atomic<std::uint64_t>, kTimeBuckets> latency{};
+  std::atomic<std::uint64_t> latency_sum_ns{0};
+  // By kernel id (kKernelSlots - 1: unregistered ids), the three side by
+  // side so that a stream of one kernel's tasks touches one line.
+  struct KernelCounts {
+    std::atomic<std::uint64_t> submitted{0};  // taken from a submission ring
+    std::atomic<std::uint64_t> completed{0};  // completion posted, any status
+    std::atomic<std::uint64_t> failed{0};     // ... with a non-ok status
+  };
+  alignas(kCacheLine) std::array<KernelCounts, kKernelSlots> kernels{};
 };
 
 class WorkerPool final : public sched::WorkSource {
@@ -134,7 +167,14 @@ class WorkerPool final : public sched::WorkSource {
   ClientSession* client(std::uint32_t slot) const noexcept;
   bool intake_pass(sched::Worker& w);
   bool intake(sched::Worker& w, ClientSession& s);
-  void run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d);
+  // Runs one task; `submitted_ns` is its sanitised submit stamp (latency).
+  void run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d,
+                std::uint64_t submitted_ns);
+  // The per-kernel counter slot of a task naming `id`, with `registered`
+  // kernels in the registry.
+  static std::uint32_t kernel_slot(std::uint32_t id, std::uint32_t registered) noexcept {
+    return id < registered ? id : kKernelSlots - 1;
+  }
   // A task whose kernel is batchable and whose data is small: microseconds.
   bool cheap(const TaskDescriptor& d) const noexcept;
   void log_kernel_exception(sched::Worker& w, const KernelInfo& k, const char* what,

@@ -116,6 +116,10 @@ struct alignas(kCacheLine) WorkerStats {
   std::atomic<std::uint64_t> promotions{0};      // frames made stealable
   std::atomic<std::uint64_t> steal_attempts{0};  // deques probed
   std::atomic<std::uint64_t> steals{0};          // jobs taken from another worker
+  // Steal policy decision time, sampled: the first victim() call of every
+  // kPolicySampleEvery-th steal round is timed (clock reads included).
+  std::atomic<std::uint64_t> policy_samples{0};
+  std::atomic<std::uint64_t> policy_ns{0};
   std::atomic<std::uint64_t> parks{0};
   std::atomic<std::uint64_t> busy_ns{0};
   std::atomic<std::uint64_t> idle_ns{0};  // searching for work (spinning, stealing)
@@ -273,6 +277,8 @@ class Worker {
   // two relaxed loads when no worker is parked. 256 spawns of fib(35) take
   // about 1 us on the development VM (perf/RESULTS.md).
   static constexpr std::uint64_t kSelfBeatPeriod = 256;
+  // Steal rounds between timed policy decisions (a power of two).
+  static constexpr std::uint64_t kPolicySampleEvery = 64;
 
   // The fork-path heartbeat check: counts the spawn, and every
   // kSelfBeatPeriod spawns, or when an idle worker raised the flag, takes
@@ -483,6 +489,9 @@ class Worker {
   std::uint64_t promotions_ = 0;
   std::uint64_t steal_attempts_ = 0;
   std::uint64_t steals_ = 0;
+  std::uint64_t steal_rounds_ = 0;  // for sampling the policy's decision time
+  std::uint64_t policy_samples_ = 0;
+  std::uint64_t policy_ns_ = 0;
   std::uint64_t jobs_run_ = 0;
   std::int64_t next_self_beat_ns_ = 0;
   std::int64_t next_raise_ns_ = 0;  // when this worker, idle, may raise a flag again

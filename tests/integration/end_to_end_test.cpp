@@ -19,6 +19,7 @@
 #include "client/client.hpp"
 #include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
+#include "tests/integration/scrape.hpp"
 #include "tests/integration/stats_json.hpp"
 #include "tests/support/watchdog.hpp"
 
@@ -241,27 +242,6 @@ TEST(EndToEnd, KernelsAndStatsDescribeTheDaemon) {
   EXPECT_TRUE(test::shm_entries(d->segment_prefix()).empty());
 }
 
-// GET /metrics over a plain TCP socket; returns the whole response.
-std::string http_get_metrics(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return {};
-  }
-  const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  (void)!::write(fd, req.data(), req.size());
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  return out;
-}
-
 TEST(EndToEnd, PrometheusScrapeCountsCompletedTasks) {
   test::ScopedWatchdog watchdog("EndToEnd.Metrics", 60);
   auto d = DaemonProcess::start({.workers = 2,
@@ -279,19 +259,13 @@ TEST(EndToEnd, PrometheusScrapeCountsCompletedTasks) {
   ASSERT_EQ(test::run_all(c, tasks).size(), tasks.size());
   auto stats = c.stats_json();
   ASSERT_TRUE(stats);
-  const auto at = stats->find("\"metrics_endpoint\":\"127.0.0.1:");
-  ASSERT_NE(at, std::string::npos) << *stats;
-  const int port = std::stoi(stats->substr(at + std::strlen("\"metrics_endpoint\":\"127.0.0.1:")));
-  const std::string body = http_get_metrics(port);
+  const int port = test::metrics_port(*stats);
+  ASSERT_GT(port, 0) << *stats;
+  const std::string body = test::http_get(port);
   ASSERT_NE(body.find("200 OK"), std::string::npos) << body;
-  // Per-worker counters, summed at scrape time: 1000 in all.
-  double total = 0;
-  std::istringstream lines(body);
-  std::string line;
-  while (std::getline(lines, line))
-    if (line.rfind("beat_tasks_completed_total{", 0) == 0)
-      total += std::stod(line.substr(line.rfind(' ') + 1));
-  EXPECT_EQ(total, 1000.0) << body;
+  // Per-worker counters, summed at scrape time by kernel: 1000 in all.
+  EXPECT_EQ(test::sum_family(test::parse_samples(body), "beat_tasks_completed_total"), 1000.0)
+      << body;
   EXPECT_NE(body.find("beat_connected_clients 1"), std::string::npos) << body;
   EXPECT_NE(body.find("# TYPE beat_worker_busy_seconds_total counter"), std::string::npos);
 }
