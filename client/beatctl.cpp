@@ -46,7 +46,7 @@ int cmd_status(const std::string& socket_path, bool json) {
     return kExitOk;
   }
   try {
-    std::printf("beatd at %s\n%s", socket_path.c_str(), render_stats(stats.value()).c_str());
+    std::fputs(render_stats(stats.value()).c_str(), stdout);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "beatctl: %s\n", e.what());
     return kExitFailure;
@@ -183,8 +183,9 @@ int main_impl(int argc, char** argv) {
       ->capture_default_str();
 
   bool status_json = false;
-  auto* status = app.add_subcommand("status", "daemon statistics (workers, clients, task totals)");
-  status->add_flag("--json", status_json, "print the daemon's raw STATS JSON");
+  auto* status = app.add_subcommand(
+      "status", "daemon version, uptime, task totals, then a table of workers and one of clients");
+  status->add_flag("--json", status_json, "print the daemon's raw STATS JSON, every field");
 
   bool kernels_json = false;
   auto* kernels = app.add_subcommand("kernels", "list the daemon's kernels");

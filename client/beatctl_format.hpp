@@ -41,10 +41,21 @@ class JsonObject {
   std::string body_;
 };
 
-// Renders a STATS JSON object for people: scalars as "key: value", nested
-// objects indented, arrays of objects one line per element ("- a=1 b=2").
-// Makes no assumption about which fields the daemon reports. Throws
-// std::runtime_error naming the parse error when `json` is not JSON.
+// The human view of a STATS JSON object (`beatctl status`): a header of
+// version, pid, uptime, state, socket, task and steal totals, then a table of
+// workers and a table of clients (or "no clients connected"). Ends with a
+// newline. Fields it does not know are not shown (`--json` has them all); a
+// field it knows that is absent or of another type shows as "-", so a daemon
+// of another version never makes it fail. Control characters in strings the
+// daemon relays (client names) print as '?'. Throws std::runtime_error naming
+// the parse error when `json` is not JSON.
 std::string render_stats(std::string_view json);
+
+// Seconds as "1d02h03m04s", "1h02m03s", "2m03s" or "7s" (whole seconds,
+// rounded down); "-" for a negative, non-finite or absurd value.
+std::string format_uptime(double seconds);
+
+// Bytes as "512 B", "64 KiB", "1.5 MiB" (binary units, at most one decimal).
+std::string format_bytes(std::uint64_t bytes);
 
 }  // namespace beat::ctl
