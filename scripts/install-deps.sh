@@ -30,6 +30,9 @@ readonly PACKAGES=(
   libbenchmark-dev
   libtbb-dev
   python3
+  python3-yaml
+  curl
+  prometheus
 )
 
 is_installed() {
