@@ -30,6 +30,8 @@ readonly PACKAGES=(
   libbenchmark-dev
   libtbb-dev
   python3
+  dpkg-dev
+  file
 )
 
 is_installed() {
