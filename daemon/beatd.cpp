@@ -37,6 +37,7 @@ int fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   CLI::App app{"beatd: node-local task scheduler daemon"};
+  app.set_version_flag("--version", "beatd " BEAT_VERSION);
   std::string config_path;
   std::string socket, metrics_address, segment_prefix, log_level;
   std::int64_t workers = -1, idle_spin_us = -1;

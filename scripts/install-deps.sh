@@ -33,6 +33,8 @@ readonly PACKAGES=(
   python3-yaml
   curl
   prometheus
+  dpkg-dev
+  file
 )
 
 is_installed() {

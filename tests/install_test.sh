@@ -3,10 +3,10 @@
 # promises is there, the installed beatd accepts the installed config, and
 # the installed systemd unit passes systemd-analyze verify (pointed at the
 # staged binary, since nothing is installed for real).
-# Arguments: build dir, prefix, bindir, sysconfdir, includedir, docdir (full
-# paths, as CMake's GNUInstallDirs computed them).
+# Arguments: build dir, prefix, bindir, sysconfdir, includedir, docdir,
+# datadir (full paths, as CMake's GNUInstallDirs computed them).
 set -euo pipefail
-build=$1 prefix=$2 bindir=$3 sysconfdir=$4 includedir=$5 docdir=$6
+build=$1 prefix=$2 bindir=$3 sysconfdir=$4 includedir=$5 docdir=$6 datadir=$7
 stage="$(mktemp -d "${TMPDIR:-/tmp}/beat-install.XXXXXX")"
 trap 'rm -rf "${stage}"' EXIT
 fail() {
@@ -23,7 +23,10 @@ expect=(
   "${prefix}/lib/sysusers.d/beat.conf"
   "${includedir}/beat/beat_kernel.h"
   "${docdir}/README.md" "${docdir}/kernels.md" "${docdir}/plugins.md" "${docdir}/protocol.md"
-  "${docdir}/examples/example_plugin.c"
+  "${docdir}/examples/example_plugin.c" "${docdir}/examples/prometheus.yml"
+  "${datadir}/beat/grafana/beat-dashboard.json"
+  "${datadir}/beat/grafana/provisioning/datasources/beat.yaml"
+  "${datadir}/beat/grafana/provisioning/dashboards/beat.yaml"
 )
 for f in "${expect[@]}"; do
   [[ -f "${stage}${f}" ]] || fail "missing ${f}"
