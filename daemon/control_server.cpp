@@ -608,6 +608,15 @@ namespace {
 // client tasks all count as spawns, except the forks inside inline subtrees
 // that ran as plain calls, which no thief could take): how much of the work
 // moved.
+const char* worker_state_name(sched::WorkerState s) {
+  switch (s) {
+    case sched::WorkerState::kBusy: return "busy";
+    case sched::WorkerState::kIdle: return "idle";
+    case sched::WorkerState::kParked: return "parked";
+  }
+  return "unknown";
+}
+
 double steal_rate(std::uint64_t steals, std::uint64_t spawns) {
   return spawns == 0 ? 0.0 : static_cast<double>(steals) / static_cast<double>(spawns);
 }
@@ -698,7 +707,9 @@ std::string ControlServer::stats_json() const {
        << ",\"parks\":" << ws.parks.load(std::memory_order_relaxed) << ",\"busy_seconds\":" << busy
        << ",\"idle_seconds\":" << static_cast<double>(idle_ns) * 1e-9
        << ",\"parked_seconds\":" << static_cast<double>(parked_ns) * 1e-9
-       << ",\"busy_ratio\":" << (uptime > 0 ? busy / uptime : 0.0) << "}";
+       << ",\"busy_ratio\":" << (uptime > 0 ? busy / uptime : 0.0)
+       << ",\"queue_size\":" << sched.loads().queue_size(i) << ",\"state\":\""
+       << worker_state_name(sched.loads().state(i)) << "\"}";
   }
   os << "],\"clients\":[";
   std::size_t with_session = 0;

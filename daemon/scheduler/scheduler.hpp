@@ -116,6 +116,8 @@ class Scheduler {
   }
   const std::vector<WorkerPlacement>& placements() const noexcept { return placements_; }
   const StealPolicy& policy() const noexcept { return *policy_; }
+  // Racy snapshots of each worker's stealable jobs and state (any thread).
+  const LoadView& loads() const noexcept { return *loads_; }
   // Any thread, after start() returned.
   const WorkerStats& worker_stats(std::uint32_t i) const noexcept { return workers_[i]->stats(); }
   // Any thread: sums, including the state periods in progress.
