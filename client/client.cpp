@@ -314,6 +314,18 @@ bool Client::release(const ArenaBlock& block) {
   return released;
 }
 
+bool Client::take_latency_sample() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  const auto tick = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+                    static_cast<std::uint64_t>(ts.tv_nsec);
+  std::uint64_t last = last_sample_tick_.load(std::memory_order_relaxed);
+  // Relaxed: only which submitter takes this tick's sample is decided here;
+  // the stamp itself travels with the slot.
+  return tick != last &&
+         last_sample_tick_.compare_exchange_strong(last, tick, std::memory_order_relaxed);
+}
+
 void Client::publish_arena_use() noexcept {
   // Relaxed: a figure for the daemon's beat_arena_used_bytes gauge; nothing
   // is read through it. Under arena_mutex_, so stores are in allocator order.
@@ -344,16 +356,19 @@ std::uint32_t Client::free_sq_slots() const noexcept {
 Status Client::publish(std::uint32_t start, const std::byte* images, std::uint32_t count) {
   SegmentHeader& h = *view_.header;
   const bool cancel = draining();
-  // One clock read per batch: the daemon's latency histogram measures from
-  // here to the completion being posted (same CLOCK_MONOTONIC on both sides).
-  const auto stamp = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-          .count());
+  // A latency sample (kTaskFlagStamped): the batch's first task, when the
+  // coarse clock (a few ms a tick, read without the TSC) has moved since
+  // this client's last sample. Its stamp is the precise publish time, the
+  // daemon's CLOCK_MONOTONIC; published with the slot by the tail release.
+  const bool sample = !cancel && take_latency_sample();
+  if (sample) {
+    const auto stamp = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+            .count());
+    std::memcpy(&view_.sq_stamps[start & sq_mask_], &stamp, sizeof(stamp));
+  }
   for (std::uint32_t i = 0; i < count; ++i) {
-    const std::uint32_t index = (start + i) & sq_mask_;
-    TaskDescriptor* slot = &view_.sq_slots[index];
-    // Published with the slot by the tail release below, like the slot.
-    std::memcpy(&view_.sq_stamps[index], &stamp, sizeof(stamp));
+    TaskDescriptor* slot = &view_.sq_slots[(start + i) & sq_mask_];
     if (cancel) {
       TaskDescriptor c{};
       c.flags = kTaskFlagCancelled;
@@ -364,6 +379,7 @@ Status Client::publish(std::uint32_t start, const std::byte* images, std::uint32
       TaskDescriptor d;
       std::memcpy(&d, images + std::size_t{i} * sizeof(TaskDescriptor), sizeof(TaskDescriptor));
       if (d.fingerprint == 0) d.fingerprint = make_fingerprint(d);
+      if (sample && i == 0) d.flags |= kTaskFlagStamped;
       std::memcpy(slot, &d, sizeof(d));
     }
   }
@@ -415,13 +431,15 @@ Status Client::submit_images(const void* descriptors, std::size_t count, SubmitM
     std::uint32_t flags;
     std::memcpy(&flags, images + i * sizeof(TaskDescriptor) + offsetof(TaskDescriptor, flags),
                 sizeof(flags));
-    if ((flags & kTaskFlagCancelled) != 0) {
+    if ((flags & (kTaskFlagCancelled | kTaskFlagStamped)) != 0) {
       std::uint64_t tag;
       std::memcpy(&tag, images + i * sizeof(TaskDescriptor) + offsetof(TaskDescriptor, tag),
                   sizeof(tag));
-      return Status(ErrorCode::kInvalidArgument,
-                    "task " + std::to_string(i) + " (tag " + std::to_string(tag) +
-                        ") sets kTaskFlagCancelled, which only the client library may set");
+      return Status(
+          ErrorCode::kInvalidArgument,
+          "task " + std::to_string(i) + " (tag " + std::to_string(tag) + ") sets " +
+              ((flags & kTaskFlagCancelled) != 0 ? "kTaskFlagCancelled" : "kTaskFlagStamped") +
+              ", which only the client library may set");
     }
   }
   if (count == 0) return Status::ok();

@@ -224,6 +224,9 @@ class Client {
 
   // Stores the allocator's bytes in use in the segment header. REQUIRES arena_mutex_.
   void publish_arena_use() noexcept;
+  // Whether the batch being published carries this tick's latency sample.
+  bool take_latency_sample() noexcept;
+  std::atomic<std::uint64_t> last_sample_tick_{0};  // CLOCK_MONOTONIC_COARSE ns
   std::mutex arena_mutex_;
   ArenaAllocator arena_;  // GUARDED_BY(arena_mutex_)
 

@@ -101,7 +101,15 @@ struct alignas(kCacheLine) WorkerPool::Local {
   std::vector<TaskDescriptor> chunks[kMaxIntakeDepth];
   std::vector<FingerprintFields> fingerprints[kMaxIntakeDepth];
   std::vector<std::uint8_t> ordered[kMaxIntakeDepth];
-  // Each chunk task's submit time (steady clock ns), sanitised at intake.
+  // Each chunk's tasks by kernel, as runs of consecutive tasks of one
+  // kernel (metrics): counted as submitted at intake and as completed when
+  // the chunk is done, so the task path itself counts nothing. Tasks a
+  // worker dropped (dropped[i] = 1, by whichever worker ran task i) are
+  // taken out of the completed count; the flags are cleared after use.
+  std::vector<KernelRun> runs[kMaxIntakeDepth];
+  std::vector<std::uint8_t> dropped[kMaxIntakeDepth];
+  // The submit stamps of each chunk's latency samples (kTaskFlagStamped),
+  // by chunk index; 0: not usable. Entries of other tasks are stale.
   std::vector<std::uint64_t> stamps[kMaxIntakeDepth];
   std::unique_ptr<batching::BatchFormer> formers[kMaxIntakeDepth];
   std::uint64_t chunks_taken = 0;  // for sampling the formation time
@@ -110,7 +118,7 @@ struct alignas(kCacheLine) WorkerPool::Local {
   // session (a task of another session flushes them first).
   ClientSession* pending_session = nullptr;
   std::vector<CompletionEntry> pending;
-  std::vector<std::uint64_t> pending_stamps;  // submit times of `pending`
+  std::vector<std::uint64_t> pending_stamps;  // submit stamps of the sampled `pending`
   std::uint64_t pending_failed = 0;
   WorkerCounters* counters = nullptr;  // this worker's
   // Sessions armed for parking (between arm_park and disarm_park).
@@ -125,6 +133,7 @@ WorkerPool::WorkerPool(const Config& config, const KernelRegistry& kernels,
                        const Topology& topology)
     : config_(config),
       kernels_(kernels),
+      metrics_(!config.metrics_address.empty()),
       client_capacity_(config.max_clients),
       scheduler_(scheduler_options(config), topology, this) {
   const std::uint32_t n = scheduler_.worker_count();
@@ -161,6 +170,8 @@ WorkerPool::Local& WorkerPool::local(const sched::Worker& w) noexcept {
       l.fingerprints[level].resize(config_.intake_batch);
       l.ordered[level].resize(config_.intake_batch);
       l.stamps[level].resize(config_.intake_batch);
+      l.runs[level].reserve(config_.intake_batch);
+      l.dropped[level].assign(config_.intake_batch, 0);
       l.formers[level] = std::make_unique<batching::BatchFormer>(
           batching::BatchFormerOptions{config_.grouping, config_.batch_threshold,
                                        config_.max_open_batches},
@@ -320,19 +331,12 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
   TaskDescriptor* chunk = buffer.data();
   const std::uint32_t level = l.depth - 1;
   std::uint64_t* stamps = l.stamps[level].data();
-  // One clock read per chunk: the upper bound of every submit stamp in it.
-  const auto taken = static_cast<std::uint64_t>(sched::now_ns());
   bool any_ordered = false;
   bool held_back = false;
   std::uint32_t owed = 0;
   for (std::uint32_t i = 0; i < n; ++i) {
     // One copy out of shared memory; only the private copy is used below.
     chunk[i] = copy_entry(v.sq_slots, sq_entries - 1, head + i);
-    // Its submit stamp, untrusted: one outside [session start, now] (or
-    // none, 0) is replaced by now, so a client can skew its own latency
-    // figures only within its session's lifetime.
-    const std::uint64_t stamp = copy_entry(v.sq_stamps, sq_entries - 1, head + i);
-    stamps[i] = stamp >= s.created_ns() && stamp <= taken ? stamp : taken;
     if ((chunk[i].flags & kTaskFlagOrdered) != 0) {
       if (ordered_busy) {
         n = i;
@@ -342,6 +346,15 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
       any_ordered = true;
     }
     owed += (chunk[i].flags & kTaskFlagCancelled) == 0 ? 1 : 0;
+    if ((chunk[i].flags & kTaskFlagStamped) != 0 && metrics_) [[unlikely]] {
+      // A latency sample (a few hundred a second per client at most). Its
+      // stamp is read before sq.head moves on (then the client may reuse
+      // the slot) and is untrusted: one older than the session is no
+      // sample, one in the future counts as no wait (post), so a client
+      // can skew only its own figures, within its session's lifetime.
+      const std::uint64_t stamp = copy_entry(v.sq_stamps, sq_entries - 1, head + i);
+      stamps[i] = stamp >= s.created_ns() ? stamp : 0;
+    }
   }
   if (n == 0) {
     s.intake_claim_.store(false, std::memory_order_release);
@@ -356,8 +369,8 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
                        std::memory_order_relaxed);
   // Release: a reader that sees the new mirror also sees cq_taken_mirror_.
   s.sq_head_mirror_.store(head + n, std::memory_order_release);
-  // SYNC POINT WRITE: slots [head, head+n) are copied out; producers may
-  // reuse them (ring rule 3).
+  // SYNC POINT WRITE: slots [head, head+n) and their stamps are copied
+  // out; producers may reuse them (ring rule 3).
   h.sq.head.value.store(head + n, std::memory_order_release);
   s.intake_claim_.store(false, std::memory_order_release);
   WorkerCounters& counters = counters_[w.index()];
@@ -385,8 +398,12 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
     fps[i] = daemon_fingerprint(chunk[i], fixed);
     corrected += fixed ? 1 : 0;
     ordered[i] = (chunk[i].flags & kTaskFlagOrdered) != 0 ? 1 : 0;
-    if ((chunk[i].flags & kTaskFlagCancelled) == 0)
-      bump(counters.kernels[kernel_slot(chunk[i].kernel_id, registered)].submitted);
+  }
+  std::vector<KernelRun>& runs = l.runs[level];
+  if (metrics_) {
+    // Cancelled tasks (owed < n: a draining client's) are not submitted.
+    count_runs(chunk, n, registered, owed < n ? kTaskFlagCancelled : 0, nullptr, runs);
+    for (const KernelRun& r : runs) bump(counters.kernels[r.slot].submitted, r.count);
   }
   const std::uint32_t idle = scheduler_.idle_workers();
   const std::uint32_t target = std::clamp(n / (1 + idle), config_.min_batch, config_.max_batch);
@@ -399,19 +416,26 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
   // idle worker takes the upper half, and kernels may fork below. The chunk
   // buffer and the batches are ours and stay put until every stolen part is
   // done (a thief sees them through the deque's release/acquire).
+  // What run_task needs of chunk task t besides its descriptor.
+  std::uint8_t* dropped = l.dropped[level].data();
+  std::atomic<bool> any_dropped{false};
+  const auto extras = [this, chunk, stamps, dropped, &any_dropped](std::uint32_t t) {
+    const bool sampled = metrics_ && (chunk[t].flags & kTaskFlagStamped) != 0;
+    return TaskExtras{sampled ? stamps[t] : 0, &dropped[t], &any_dropped};
+  };
   w.parallel_for(
-      0, batches.size(), 1, [this, &s, chunk, stamps, batches](sched::Worker& x, std::uint64_t b) {
+      0, batches.size(), 1, [this, &s, chunk, extras, batches](sched::Worker& x, std::uint64_t b) {
         const batching::Batch& batch = *batches[b];
         const std::span<const std::uint16_t> tasks = batch.span();
         if (batch.ordered || tasks.size() == 1 || cheap(chunk[tasks[0]])) {
-          for (const std::uint16_t t : tasks) run_task(x, s, chunk[t], stamps[t]);
+          for (const std::uint16_t t : tasks) run_task(x, s, chunk[t], extras(t));
         } else {
           // Tasks that may each take long (similar ones share a
           // kernel): another splittable range, so an idle worker
           // can take the batch's tail instead of waiting for it.
           x.parallel_for(0, tasks.size(), 1,
-                         [this, &s, chunk, stamps, tasks](sched::Worker& y, std::uint64_t i) {
-                           run_task(y, s, chunk[tasks[i]], stamps[tasks[i]]);
+                         [this, &s, chunk, extras, tasks](sched::Worker& y, std::uint64_t i) {
+                           run_task(y, s, chunk[tasks[i]], extras(tasks[i]));
                          });
         }
         if (batch.ordered) {
@@ -432,6 +456,16 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
       });
   former.recycle();
   publish(w);
+  // Every task of the chunk has completed or was dropped (parallel_for
+  // joined every part, which orders the thieves' drop marks before us).
+  if (metrics_) {
+    if (any_dropped.load(std::memory_order_relaxed)) {
+      // Rare (a closing session, a stopping daemon): recount without them.
+      count_runs(chunk, n, registered, kTaskFlagCancelled, dropped, runs);
+      std::fill(dropped, dropped + n, 0);
+    }
+    for (const KernelRun& r : runs) bump(counters.kernels[r.slot].completed, r.count);
+  }
   return true;
 }
 
@@ -465,6 +499,34 @@ void WorkerPool::record_batches(WorkerCounters& c, std::span<batching::Batch* co
   if (corrected != 0) bump(c.fingerprints_corrected, corrected);
 }
 
+void WorkerPool::count_runs(const TaskDescriptor* chunk, std::uint32_t n, std::uint32_t registered,
+                            std::uint32_t skip_flags, const std::uint8_t* skip,
+                            std::vector<KernelRun>& runs) noexcept {
+  runs.clear();
+  if (skip_flags == 0 && skip == nullptr) {
+    // The common case, a tight loop: one compare and one increment per
+    // task, on the raw id; the counter slot is worked out once per run.
+    std::uint32_t id = n != 0 ? chunk[0].kernel_id : 0;
+    std::uint32_t count = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (chunk[i].kernel_id != id) {
+        runs.push_back({kernel_slot(id, registered), count});
+        id = chunk[i].kernel_id;
+        count = 0;
+      }
+      ++count;
+    }
+    if (count != 0) runs.push_back({kernel_slot(id, registered), count});
+    return;
+  }
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if ((chunk[i].flags & skip_flags) != 0 || (skip != nullptr && skip[i] != 0)) continue;
+    const std::uint32_t slot = kernel_slot(chunk[i].kernel_id, registered);
+    if (runs.empty() || runs.back().slot != slot) runs.push_back({slot, 0});
+    ++runs.back().count;
+  }
+}
+
 bool WorkerPool::cheap(const TaskDescriptor& d) const noexcept {
   // An unknown kernel id fails fast in run_task: cheap too.
   if (d.kernel_id >= kernels_.size()) return true;
@@ -472,7 +534,7 @@ bool WorkerPool::cheap(const TaskDescriptor& d) const noexcept {
 }
 
 void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d,
-                          std::uint64_t submitted_ns) {
+                          const TaskExtras& extras) {
   if ((d.flags & kTaskFlagCancelled) != 0) return;
   const SegmentView& v = s.view();
   const std::uint64_t arena_bytes = v.layout.arena_bytes;
@@ -481,7 +543,12 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
   // shutdown timeout or the client's death (relaxed: only cuts work).
   // Dropped tasks owe nothing: the session is closing (its segment goes
   // after the grace period) or the daemon is stopping.
-  if (ctx.cancelled()) return;
+  if (ctx.cancelled()) {
+    // Relaxed: the chunk's owner reads both after joining this part.
+    *extras.dropped = 1;
+    extras.any_dropped->store(true, std::memory_order_relaxed);
+    return;
+  }
   CompletionEntry c{d.tag, 0, 0, 0, 0};
   const std::uint32_t registered = kernels_.size();  // acquire (KernelRegistry)
   TaskStatus st = validate_descriptor(d, registered, arena_bytes);
@@ -531,16 +598,17 @@ void WorkerPool::run_task(sched::Worker& w, ClientSession& s, const TaskDescript
   WorkerCounters& counters = *l.counters;
   bump(counters.tasks_run);
   w.note_progress();
-  // An id the registry did not hold when the task ran counts as unregistered.
-  WorkerCounters::KernelCounts& per_kernel = counters.kernels[kernel_slot(d.kernel_id, registered)];
-  bump(per_kernel.completed);
   if (st != TaskStatus::kOk) {
     bump(counters.tasks_failed);
-    bump(per_kernel.failed);
     ++l.pending_failed;
   }
+  if (metrics_) {
+    // Off the common path: failures, and latency samples. An id
+    // the registry did not hold when the task ran counts as unregistered.
+    if (st != TaskStatus::kOk) bump(counters.kernels[kernel_slot(d.kernel_id, registered)].failed);
+    if (extras.submitted_ns != 0) l.pending_stamps.push_back(extras.submitted_ns);
+  }
   l.pending.push_back(c);
-  l.pending_stamps.push_back(submitted_ns);
   if (l.pending.size() == kCompletionFlushEvery) post(l);
 }
 
@@ -617,18 +685,20 @@ void WorkerPool::post(Local& l) {
   // SYNC POINT WRITE: CQ entries [start, start+m), published via cq.tail.
   commit_in_order(s.cq_commit_, &h.cq.tail.value, start, m);
   ring_doorbell(h.cq_bell, INT_MAX);
-  // Latency: submit stamp to now, when the client can see the completion.
-  // One clock read per flush of up to kCompletionFlushEvery completions.
-  WorkerCounters& counters = *l.counters;
-  const auto now = static_cast<std::uint64_t>(sched::now_ns());
-  std::uint64_t sum = 0;
-  for (const std::uint64_t stamp : l.pending_stamps) {
-    const std::uint64_t ns = now > stamp ? now - stamp : 0;
-    bump(counters.latency[time_bucket(ns)]);
-    sum += ns;
+  // Latency samples: submit stamp to now, when the client can see the
+  // completion. One clock read per flush that holds a sample.
+  if (!l.pending_stamps.empty()) {
+    WorkerCounters& counters = *l.counters;
+    const auto now = static_cast<std::uint64_t>(sched::now_ns());
+    std::uint64_t sum = 0;
+    for (const std::uint64_t stamp : l.pending_stamps) {
+      const std::uint64_t ns = now > stamp ? now - stamp : 0;
+      bump(counters.latency[time_bucket(ns)]);
+      sum += ns;
+    }
+    bump(counters.latency_sum_ns, sum);
+    l.pending_stamps.clear();
   }
-  bump(counters.latency_sum_ns, sum);
-  l.pending_stamps.clear();
   s.tasks_completed_.fetch_add(m, std::memory_order_relaxed);
   if (l.pending_failed != 0) {
     s.tasks_failed_.fetch_add(l.pending_failed, std::memory_order_relaxed);

@@ -95,15 +95,18 @@ struct alignas(kCacheLine) WorkerCounters {
   std::atomic<std::uint64_t> fingerprints_corrected{0};
   // Histograms: batch sizes (kBatchSizeBuckets); the time to form one
   // chunk's batches, every kFormationSampleEvery-th chunk; the latency of
-  // every completed task from its client's submit stamp to the completion
-  // being posted (time buckets; sums in ns).
+  // the tasks the client library marked as samples (kTaskFlagStamped) from
+  // their submit stamp to the completion being posted (time buckets; sums
+  // in ns).
   std::array<std::atomic<std::uint64_t>, kBatchSizeBuckets.size()> batch_sizes{};
   std::array<std::atomic<std::uint64_t>, kTimeBuckets> formation{};
   std::atomic<std::uint64_t> formation_sum_ns{0};
   alignas(kCacheLine) std::array<std::atomic<std::uint64_t>, kTimeBuckets> latency{};
   std::atomic<std::uint64_t> latency_sum_ns{0};
-  // By kernel id (kKernelSlots - 1: unregistered ids), the three side by
-  // side so that a stream of one kernel's tasks touches one line.
+  // By kernel id (kKernelSlots - 1: unregistered ids). submitted and
+  // completed are added per intake chunk by the worker that took it
+  // (completed once every task of the chunk is done), failed by the worker
+  // that ran the task.
   struct KernelCounts {
     std::atomic<std::uint64_t> submitted{0};  // taken from a submission ring
     std::atomic<std::uint64_t> completed{0};  // completion posted, any status
@@ -167,9 +170,27 @@ class WorkerPool final : public sched::WorkSource {
   ClientSession* client(std::uint32_t slot) const noexcept;
   bool intake_pass(sched::Worker& w);
   bool intake(sched::Worker& w, ClientSession& s);
-  // Runs one task; `submitted_ns` is its sanitised submit stamp (latency).
+  // A run of consecutive chunk tasks of one kernel (counter slot).
+  struct KernelRun {
+    std::uint32_t slot;
+    std::uint32_t count;
+  };
+  // The chunk's tasks as runs of one kernel, leaving out tasks with a flag
+  // in `skip_flags` and those whose `skip` entry (if given) is set. Runs
+  // may repeat a slot (two runs of ids the registry does not hold).
+  static void count_runs(const TaskDescriptor* chunk, std::uint32_t n, std::uint32_t registered,
+                         std::uint32_t skip_flags, const std::uint8_t* skip,
+                         std::vector<KernelRun>& runs) noexcept;
+  // What run_task gets of a chunk task besides its descriptor: its submit
+  // stamp when it is a latency sample (kTaskFlagStamped), else 0; and where to
+  // mark it dropped (the chunk owner's flag, and the chunk's any-flag).
+  struct TaskExtras {
+    std::uint64_t submitted_ns;
+    std::uint8_t* dropped;
+    std::atomic<bool>* any_dropped;
+  };
   void run_task(sched::Worker& w, ClientSession& s, const TaskDescriptor& d,
-                std::uint64_t submitted_ns);
+                const TaskExtras& extras);
   // The per-kernel counter slot of a task naming `id`, with `registered`
   // kernels in the registry.
   static std::uint32_t kernel_slot(std::uint32_t id, std::uint32_t registered) noexcept {
@@ -188,6 +209,10 @@ class WorkerPool final : public sched::WorkSource {
 
   const Config config_;
   const KernelRegistry& kernels_;
+  // Whether the Prometheus exposer runs (metrics.address, restart-only):
+  // without it, tasks skip the per-kernel counts and the latency samples
+  // only it reports (perf/metrics_cost.cpp measures the difference).
+  const bool metrics_;
   std::unique_ptr<WorkerCounters[]> counters_;
   std::unique_ptr<Local[]> locals_;
 

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "client/client.hpp"
+#include "perf/bench_daemon.hpp"
 
 namespace {
 
@@ -72,77 +73,16 @@ std::map<std::string, double>& results() {
   return r;
 }
 
-// A beatd child on a private socket; SIGTERM and reap on destruction.
-class Daemon {
- public:
-  Daemon(const std::string& beatd, unsigned workers, unsigned idle_spin_us) {
-    socket_ =
-        "/tmp/beat-rt-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".sock";
-    const std::string prefix = "beatrt" + std::to_string(::getpid());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // The bench pins itself to CPU 1 for the round trips; the daemon must
-      // not inherit that (beatd honours its affinity mask), or its worker
-      // would share the client's CPU and measure a same-CPU hand-off.
-      cpu_set_t all;
-      CPU_ZERO(&all);
-      for (long cpu = 0; cpu < ::sysconf(_SC_NPROCESSORS_ONLN) && cpu < CPU_SETSIZE; ++cpu)
-        CPU_SET(cpu, &all);
-      ::sched_setaffinity(0, sizeof(all), &all);
-      const int null = ::open("/dev/null", O_WRONLY);
-      ::dup2(null, STDERR_FILENO);
-      ::dup2(null, STDOUT_FILENO);
-      const std::string w = std::to_string(workers), spin = std::to_string(idle_spin_us);
-      // Worker 0 goes on CPU 0 (hwloc pinning); the client pins itself to CPU 1.
-      ::execl(beatd.c_str(), beatd.c_str(), "--socket", socket_.c_str(), "--segment-prefix",
-              prefix.c_str(), "--workers", w.c_str(), "--idle-spin-us", spin.c_str(),
-              "--metrics-address", "", "--log-level", "warn", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    for (int i = 0; i < 1000; ++i) {
-      const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-      sockaddr_un a{};
-      a.sun_family = AF_UNIX;
-      std::snprintf(a.sun_path, sizeof(a.sun_path), "%s", socket_.c_str());
-      const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-      ::close(fd);
-      if (ok) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    std::fprintf(stderr, "beatd (%s) did not start\n", beatd.c_str());
-    std::exit(1);
-  }
-  ~Daemon() {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-  const std::string& socket() const { return socket_; }
-  pid_t pid() const { return pid_; }
-
- private:
-  static inline int counter_ = 0;
-  std::string socket_;
-  pid_t pid_ = -1;
-};
+using beat::bench::Daemon;
 
 std::unique_ptr<beat::Client> connect_or_die(const std::string& socket,
                                              std::chrono::microseconds spin) {
-  beat::ClientOptions o;
-  o.socket_path = socket;
-  o.name = "roundtrip-bench";
-  o.spin = spin;
-  auto c = beat::Client::connect(o);
-  if (!c) {
-    std::fprintf(stderr, "connect %s: %s\n", socket.c_str(), c.status().message().c_str());
-    std::exit(1);
-  }
-  return std::move(c).value();
+  return beat::bench::connect_or_die(socket, spin, "roundtrip-bench");
 }
 
 void roundtrip(const std::string& beatd, const char* mode, unsigned idle_spin_us,
                std::chrono::microseconds client_spin, std::uint64_t iterations) {
-  Daemon d(beatd, 1, idle_spin_us);
+  Daemon d(beatd, {.workers = 1, .idle_spin_us = idle_spin_us, .metrics_address = ""});
   pin_self(1);
   auto c = connect_or_die(d.socket(), client_spin);
   const std::uint32_t noop = *c->kernel_id("noop");
@@ -177,39 +117,18 @@ void roundtrip(const std::string& beatd, const char* mode, unsigned idle_spin_us
 
 void throughput(const std::string& beatd, unsigned workers, std::uint64_t tasks) {
   // Default spin: workers park only when idle, as in production.
-  Daemon d(beatd, workers, 100);
+  Daemon d(beatd, {.workers = workers, .idle_spin_us = 100, .metrics_address = ""});
   auto c = connect_or_die(d.socket(), std::chrono::microseconds(50));
-  const std::uint32_t noop = *c->kernel_id("noop");
   constexpr std::size_t kBatch = 256;
-  const std::uint64_t window = c->layout().cq_entries;
-  std::vector<beat::TaskDescriptor> batch(kBatch);
-  std::vector<beat::Completion> out(1024);
-  std::uint64_t submitted = 0, reaped = 0, bad = 0;
-  const auto t0 = Clock::now();
-  while (reaped < tasks) {
-    while (submitted < tasks && submitted - reaped + kBatch <= window) {
-      const std::size_t n =
-          static_cast<std::size_t>(std::min<std::uint64_t>(kBatch, tasks - submitted));
-      for (std::size_t k = 0; k < n; ++k)
-        batch[k] = beat::make_task(noop, submitted + k, {submitted + k});
-      if (!c->submit({batch.data(), n})) std::exit(1);
-      submitted += n;
-    }
-    auto got = c->wait(out, 1);
-    if (!got) std::exit(1);
-    for (std::size_t k = 0; k < *got; ++k) bad += out[k].result != out[k].tag ? 1 : 0;
-    reaped += *got;
-  }
-  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  const double rate = static_cast<double>(tasks) / seconds;
+  const beat::bench::Throughput t = beat::bench::noop_throughput(*c, tasks, kBatch);
   std::printf(
       "{\"bench\":\"beat_throughput\",\"kernel\":\"noop\",\"workers\":%u,\"batch\":%zu,\"client_"
       "threads\":1,"
       "\"tasks\":%llu,\"seconds\":%.4f,\"tasks_per_second\":%.0f,\"errors\":%llu}\n",
-      workers, kBatch, static_cast<unsigned long long>(tasks), seconds, rate,
-      static_cast<unsigned long long>(bad));
+      workers, kBatch, static_cast<unsigned long long>(tasks), t.seconds, t.tasks_per_second,
+      static_cast<unsigned long long>(t.errors));
   std::fflush(stdout);
-  results()["throughput_w" + std::to_string(workers)] = rate;
+  results()["throughput_w" + std::to_string(workers)] = t.tasks_per_second;
 }
 
 // utime + stime of `pid` in clock ticks (/proc/<pid>/stat fields 14, 15).
@@ -234,7 +153,7 @@ long cpu_ticks(pid_t pid) {
 // submits nothing (so parked workers wait on its doorbell too), `seconds`
 // of wall time, read from /proc.
 void idle_cpu(const std::string& beatd, double seconds) {
-  Daemon d(beatd, 0, 100);
+  Daemon d(beatd, {.workers = 0, .idle_spin_us = 100, .metrics_address = ""});
   auto c = connect_or_die(d.socket(), std::chrono::microseconds(50));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let workers park
   const long hz = ::sysconf(_SC_CLK_TCK);

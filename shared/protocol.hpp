@@ -8,8 +8,8 @@
 //
 // Versioning: kProtocolVersion changes whenever a struct in shared/ changes
 // size, layout or meaning, or a control reply changes format (3: KERNELS
-// lines carry each kernel's origin; 4: the segment holds a submit stamp per
-// SQ slot and the client's arena_used_bytes). HELLO carries the client's version;
+// lines carry each kernel's origin; 4: kTaskFlagStamped, the segment's
+// stamp per SQ slot and the client's arena_used_bytes). HELLO carries the client's version;
 // the daemon refuses any other.
 #pragma once
 
@@ -49,13 +49,20 @@ enum TaskFlags : std::uint32_t {
   // reordered freely (daemon/batching/). An ordered task at the head of the
   // SQ waits for the previous ordered one, and the tasks behind it wait too.
   kTaskFlagOrdered = 1u << 1,
+  // Set by the client library, never by applications: the task is a
+  // latency sample, and the stamp at its SQ index (segment_layout.hpp)
+  // holds when it was published. The library marks the first task of a
+  // submit call when the coarse clock has moved since its last sample, so
+  // a client sends a few hundred samples a second at most, and every task
+  // when it submits less often than that.
+  kTaskFlagStamped = 1u << 2,
   // Written by a client thread that reserved slots after the daemon started
   // draining (see SegmentHeader::daemon_state): the slot carries no task and
   // produces no completion. Never set by applications.
   kTaskFlagCancelled = 1u << 31,
 };
 inline constexpr std::uint32_t kKnownTaskFlags =
-    kTaskFlagUsesData | kTaskFlagOrdered | kTaskFlagCancelled;
+    kTaskFlagUsesData | kTaskFlagOrdered | kTaskFlagStamped | kTaskFlagCancelled;
 
 inline constexpr std::size_t kInlineArgs = 3;
 

@@ -2,9 +2,11 @@
 //
 //   [0, 4 KiB)            SegmentHeader: identity, ring indices, doorbells
 //   [sq_offset, ...)      sq_entries x TaskDescriptor   (client -> daemon)
-//   [sq_stamp_offset, ...) sq_entries x uint64: CLOCK_MONOTONIC ns at which
-//                         the client submitted the task in the same SQ slot
-//                         (client -> daemon; for the latency metric only)
+//   [sq_stamp_offset, ...) sq_entries x uint64, parallel to the SQ slots:
+//                         CLOCK_MONOTONIC ns at which the client published
+//                         the task in the same slot, read only for tasks
+//                         flagged kTaskFlagStamped (client -> daemon; the
+//                         latency metric's samples)
 //   [cq_offset, ...)      cq_entries x CompletionEntry  (daemon -> client)
 //   [arena_offset, ...)   arena_bytes of client data, page aligned
 //
@@ -35,6 +37,7 @@
 namespace beat {
 
 inline constexpr std::size_t kSegmentHeaderBytes = 4096;
+
 inline constexpr std::size_t kPageBytes = 4096;
 
 enum class DaemonState : std::uint32_t {
@@ -149,7 +152,7 @@ constexpr std::optional<SegmentLayout> compute_layout(std::uint32_t sq_entries,
 struct SegmentView {
   SegmentHeader* header = nullptr;
   TaskDescriptor* sq_slots = nullptr;
-  std::uint64_t* sq_stamps = nullptr;  // sq_entries submit times, parallel to sq_slots
+  std::uint64_t* sq_stamps = nullptr;  // sq_entries submit stamps, parallel to sq_slots
   CompletionEntry* cq_slots = nullptr;
   std::byte* arena = nullptr;
   SegmentLayout layout{};

@@ -91,12 +91,14 @@ TEST(SegmentLayout, RegionsArePageAlignedAndDoNotOverlap) {
         // The stamps follow the SQ slots directly; the CQ follows the stamps.
         EXPECT_EQ(l->sq_stamp_offset, l->sq_offset + std::uint64_t{sq} * sizeof(TaskDescriptor));
         EXPECT_EQ(l->sq_stamp_offset % alignof(std::uint64_t), 0u);
-        EXPECT_GE(l->cq_offset, l->sq_stamp_offset + std::uint64_t{sq} * sizeof(std::uint64_t));
+        EXPECT_GE(l->cq_offset,
+                  l->sq_stamp_offset + std::uint64_t{sq} * sizeof(std::uint64_t));
         EXPECT_GE(l->arena_offset, l->cq_offset + std::uint64_t{cq} * sizeof(CompletionEntry));
         EXPECT_GE(l->arena_bytes, arena);
         EXPECT_EQ(l->total_bytes, l->arena_offset + l->arena_bytes);
         // No slack larger than a page between regions.
-        EXPECT_LT(l->cq_offset - (l->sq_stamp_offset + std::uint64_t{sq} * sizeof(std::uint64_t)),
+        EXPECT_LT(l->cq_offset -
+                      (l->sq_stamp_offset + std::uint64_t{sq} * sizeof(std::uint64_t)),
                   kPageBytes);
         EXPECT_LT(l->arena_offset - (l->cq_offset + std::uint64_t{cq} * sizeof(CompletionEntry)),
                   kPageBytes);
