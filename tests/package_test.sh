@@ -85,6 +85,8 @@ expect=(
   ./usr/share/doc/beat/examples/example_plugin.c
   ./usr/share/doc/beat/examples/prometheus.yml
   ./usr/share/doc/beat/kernels.md
+  ./usr/share/doc/beat/metrics.md
+  ./usr/share/doc/beat/operations.md
   ./usr/share/doc/beat/plugins.md
   ./usr/share/doc/beat/protocol.md
 )

@@ -13,12 +13,14 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "client/client.hpp"
 #include "shared/control_message.hpp"
 #include "shared/segment_layout.hpp"
 #include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
+#include "tests/integration/scrape.hpp"
 #include "tests/support/watchdog.hpp"
 
 namespace beat {
@@ -184,6 +186,67 @@ TEST(HostileInput, RandomDescriptorBytesNeverCrashTheDaemon) {
     EXPECT_LE(e.status, static_cast<std::uint32_t>(TaskStatus::kDropped));
   }
   EXPECT_EQ(got, expected);
+  EXPECT_TRUE(d->alive());
+}
+
+// Latency stamps are the client's word: a forged one may skew that client's
+// samples within its session's lifetime, nothing more. One older than the
+// session is no sample, one in the future counts as no wait; the tasks
+// themselves run normally.
+TEST(HostileInput, ForgedLatencyStampsSkewOnlyTheirOwnSamples) {
+  test::ScopedWatchdog watchdog("HostileInput.ForgedStamps", 60);
+  auto d = DaemonProcess::start({.workers = 2,
+                                 .metrics_address = "127.0.0.1:0",
+                                 .extra_args = {},
+                                 .cpus = {},
+                                 .config_path = ""});
+  ASSERT_NE(d, nullptr);
+  auto probe = Client::connect({.socket_path = d->socket_path(), .name = "probe"});
+  ASSERT_TRUE(probe);
+  auto stats = (*probe)->stats_json();
+  ASSERT_TRUE(stats);
+  const int port = test::metrics_port(*stats);
+  ASSERT_GT(port, 0);
+  // The probe connected and asked for STATS only: no sample of its own.
+  RawSession raw(d->socket_path());
+  ASSERT_TRUE(raw.ok());
+  const std::uint32_t noop = *(*probe)->kernel_id("noop");
+  // So that "1 ms ago" is after the session began.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto now =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  const std::uint64_t stamps[] = {1, ~std::uint64_t{0}, now - 1'000'000, 0};
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    TaskDescriptor t = make_task(noop, i, {i});
+    t.flags |= kTaskFlagStamped;
+    std::memcpy(&raw.view().sq_slots[i], &t, sizeof(t));
+    std::memcpy(&raw.view().sq_stamps[i], &stamps[i], sizeof(stamps[i]));
+  }
+  raw.publish(4);
+  auto& h = *raw.view().header;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (h.cq.tail.value.load(std::memory_order_acquire) < 4 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(h.cq.tail.value.load(std::memory_order_acquire), 4u);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(raw.view().cq_slots[i].status, static_cast<std::uint32_t>(TaskStatus::kOk));
+    EXPECT_EQ(raw.view().cq_slots[i].result, raw.view().cq_slots[i].tag);
+  }
+  // Samples: the future stamp (no wait) and the 1 ms old one; the stamps
+  // from before the session (1, and 0) are none.
+  std::map<std::string, double> s;
+  for (int i = 0; i < 200; ++i) {
+    s = test::parse_samples(test::http_get(port));
+    if (s["beat_task_latency_seconds_count"] == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(s["beat_task_latency_seconds_count"], 2);
+  EXPECT_EQ(s[R"(beat_task_latency_seconds_bucket{le="1e-06"})"], 1);
+  EXPECT_EQ(s[R"(beat_task_latency_seconds_bucket{le="1"})"], 2);
+  EXPECT_GE(s["beat_task_latency_seconds_sum"], 0.001);
   EXPECT_TRUE(d->alive());
 }
 

@@ -205,6 +205,27 @@ TEST_F(Metrics, QueueDepthsAndArenaUseFollowOneClient) {
   EXPECT_GE(at(s, "beat_task_latency_seconds_sum"), 1.5);
 }
 
+TEST_F(Metrics, ApplicationsCannotMarkTheirOwnLatencySamples) {
+  test::ScopedWatchdog watchdog("Metrics.ApplicationsCannotMarkTheirOwnLatencySamples", 30);
+  auto c = connect("marker");
+  ASSERT_TRUE(c);
+  const std::uint32_t noop = *c->kernel_id("noop");
+  TaskDescriptor forged = make_task(noop, 7);
+  forged.flags |= kTaskFlagStamped;
+  const Status st = c->submit({&forged, 1});
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("task 0 (tag 7) sets kTaskFlagStamped"), std::string::npos)
+      << st.message();
+  // Nothing was submitted: the next task is the only completion.
+  const auto out = test::run_all(*c, {make_task(noop, 8, {8})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tag, 8u);
+  const Samples s = scrape_until(*c, [](const Samples& x) {
+    return test::sum_family(x, "beat_client_tasks_completed_total") == 1;
+  });
+  EXPECT_EQ(at(s, R"(beat_client_tasks_submitted_total{client="marker"})"), 1);
+}
+
 TEST_F(Metrics, ClientLabelsAreBoundedAndOutliveTheirSessions) {
   test::ScopedWatchdog watchdog("Metrics.ClientLabelsAreBoundedAndOutliveTheirSessions", 90);
   // 34 clients with distinct names, one after another, one noop each.

@@ -38,7 +38,7 @@ TEST(Protocol, WireStructLayout) {
   EXPECT_EQ(offsetof(CompletionEntry, status), 8u);
   EXPECT_EQ(offsetof(CompletionEntry, detail), 12u);
   EXPECT_EQ(offsetof(CompletionEntry, result), 16u);
-  EXPECT_EQ(kKnownTaskFlags, 0x80000003u);
+  EXPECT_EQ(kKnownTaskFlags, 0x80000007u);
 }
 
 TEST(ValidateDescriptor, PlainTaskWithoutDataIsOk) {
