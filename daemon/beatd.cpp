@@ -139,6 +139,9 @@ int main(int argc, char** argv) {
                              client_metrics, instance);
   if (beat::Status s = server.listen(); !s) return fail(s.message());
 
+  // The workers first: a scrape reads their counters, which exist once
+  // start() has returned (Scheduler::worker_stats).
+  if (beat::Status s = pool.start(); !s) return fail(s.message());
   std::unique_ptr<prometheus::Exposer> exposer;
   auto metrics = std::make_shared<beat::PoolMetrics>(pool, kernels, client_metrics);
   if (!config.metrics_address.empty()) {
@@ -157,7 +160,6 @@ int main(int argc, char** argv) {
     spdlog::info("metrics on http://{}/metrics", endpoint);
   }
 
-  if (beat::Status s = pool.start(); !s) return fail(s.message());
   server.start();
   io.run();
   exposer.reset();
