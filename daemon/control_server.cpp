@@ -232,21 +232,57 @@ void ControlServer::apply_reloaded(const Config& n) {
                  list(n.plugin_directories));
     config_.plugin_directories = n.plugin_directories;
   }
-  const bool restart_needed =
-      n.socket != config_.socket || n.socket_mode != config_.socket_mode ||
-      n.segment_prefix != config_.segment_prefix || n.max_clients != config_.max_clients ||
-      n.worker_count != config_.worker_count || n.intake_batch != config_.intake_batch ||
-      n.pin != config_.pin || n.sq_entries_max != config_.sq_entries_max ||
-      n.cq_entries_max != config_.cq_entries_max || n.arena_bytes_max != config_.arena_bytes_max ||
-      n.metrics_address != config_.metrics_address ||
-      n.shutdown_timeout_ms != config_.shutdown_timeout_ms ||
-      n.steal_policy != config_.steal_policy ||
-      n.steal_attempts_per_level != config_.steal_attempts_per_level;
-  if (restart_needed)
-    spdlog::warn(
-        "SIGHUP: some changed keys take effect only after a restart "
-        "(only daemon.log_level, workers.idle_spin_us, workers.stuck_after_ms, "
-        "scheduler.heartbeat_us and plugins.directories reload live)");
+  if (n.min_batch != config_.min_batch || n.max_batch != config_.max_batch) {
+    pool_.set_batch_bounds(n.min_batch, n.max_batch);  // validated: min <= max
+    spdlog::info("SIGHUP: batching.min_batch {} -> {}, batching.max_batch {} -> {}",
+                 config_.min_batch, n.min_batch, config_.max_batch, n.max_batch);
+    config_.min_batch = n.min_batch;
+    config_.max_batch = n.max_batch;
+  }
+  if (n.steal_policy != config_.steal_policy ||
+      n.steal_attempts_per_level != config_.steal_attempts_per_level) {
+    pool_.set_steal_policy(n.steal_policy, n.steal_attempts_per_level);
+    spdlog::info(
+        "SIGHUP: scheduler.steal_policy {} -> {}, scheduler.steal_attempts_per_level {} "
+        "-> {}",
+        sched::to_string(config_.steal_policy), sched::to_string(n.steal_policy),
+        config_.steal_attempts_per_level, n.steal_attempts_per_level);
+    config_.steal_policy = n.steal_policy;
+    config_.steal_attempts_per_level = n.steal_attempts_per_level;
+  }
+  // Read by this thread only, at the next HELLO or SIGTERM.
+  const auto live = [](const char* key, auto& current, const auto& next) {
+    if (current == next) return;
+    spdlog::info("SIGHUP: {} {} -> {}", key, current, next);
+    current = next;
+  };
+  live("clients.sq_entries_max", config_.sq_entries_max, n.sq_entries_max);
+  live("clients.cq_entries_max", config_.cq_entries_max, n.cq_entries_max);
+  live("clients.arena_bytes_max", config_.arena_bytes_max, n.arena_bytes_max);
+  live("daemon.shutdown_timeout_ms", config_.shutdown_timeout_ms, n.shutdown_timeout_ms);
+  // Everything else is fixed for the daemon's life: name what changed.
+  std::vector<std::string> restart;
+  const auto needs = [&restart](bool changed, const char* key) {
+    if (changed) restart.emplace_back(key);
+  };
+  needs(n.socket != config_.socket, "daemon.socket");
+  needs(n.socket_mode != config_.socket_mode, "daemon.socket_mode");
+  needs(n.segment_prefix != config_.segment_prefix, "daemon.segment_prefix");
+  needs(n.max_clients != config_.max_clients, "daemon.max_clients");
+  needs(n.worker_count != config_.worker_count, "workers.count");
+  needs(n.intake_batch != config_.intake_batch, "workers.intake_batch");
+  needs(n.pin != config_.pin, "workers.pin");
+  needs(n.inline_forks != config_.inline_forks, "scheduler.inline_forks");
+  needs(n.grouping != config_.grouping, "batching.grouping");
+  needs(n.simd != config_.simd, "batching.simd");
+  needs(n.batch_threshold != config_.batch_threshold, "batching.threshold");
+  needs(n.max_open_batches != config_.max_open_batches, "batching.max_open");
+  needs(n.metrics_address != config_.metrics_address, "metrics.address");
+  if (!restart.empty()) {
+    std::string keys;
+    for (const auto& k : restart) keys += (keys.empty() ? "" : ", ") + k;
+    spdlog::warn("SIGHUP: changed, but take effect only after a restart: {}", keys);
+  }
 }
 
 void ControlServer::rescan_plugins() {

@@ -136,6 +136,7 @@ WorkerPool::WorkerPool(const Config& config, const KernelRegistry& kernels,
       metrics_(!config.metrics_address.empty()),
       client_capacity_(config.max_clients),
       scheduler_(scheduler_options(config), topology, this) {
+  set_batch_bounds(config.min_batch, config.max_batch);
   const std::uint32_t n = scheduler_.worker_count();
   counters_ = std::make_unique<WorkerCounters[]>(n);
   locals_ = std::make_unique<Local[]>(n);
@@ -406,7 +407,9 @@ bool WorkerPool::intake(sched::Worker& w, ClientSession& s) {
     for (const KernelRun& r : runs) bump(counters.kernels[r.slot].submitted, r.count);
   }
   const std::uint32_t idle = scheduler_.idle_workers();
-  const std::uint32_t target = std::clamp(n / (1 + idle), config_.min_batch, config_.max_batch);
+  const std::uint64_t bounds = batch_bounds_.load(std::memory_order_relaxed);
+  const std::uint32_t target = std::clamp(n / (1 + idle), static_cast<std::uint32_t>(bounds >> 32),
+                                          static_cast<std::uint32_t>(bounds));
   batching::BatchFormer& former = *l.formers[level];
   const std::span<batching::Batch* const> batches = former.form({fps, n}, {ordered, n}, target);
   if (timed) record_formation(counters, sched::now_ns() - formed_from);

@@ -139,6 +139,15 @@ class WorkerPool final : public sched::WorkSource {
 
   void set_idle_spin_us(std::uint32_t us) noexcept { scheduler_.set_idle_spin_us(us); }
   void set_heartbeat_us(std::uint32_t us) noexcept { scheduler_.set_heartbeat_us(us); }
+  void set_steal_policy(sched::StealPolicyKind kind, std::uint32_t attempts_per_level) {
+    scheduler_.set_steal_policy(kind, attempts_per_level);
+  }
+  // batching.min_batch / max_batch. REQUIRES 1 <= min <= max <= kMaxBatchSize.
+  void set_batch_bounds(std::uint32_t min, std::uint32_t max) noexcept {
+    // Relaxed: a tuning knob read at the next chunk; both halves in one
+    // word, so a chunk never sees a new min with an old max.
+    batch_bounds_.store(std::uint64_t{min} << 32 | max, std::memory_order_relaxed);
+  }
 
   std::uint32_t worker_count() const noexcept { return scheduler_.worker_count(); }
   const std::vector<sched::WorkerPlacement>& workers() const noexcept {
@@ -227,6 +236,7 @@ class WorkerPool final : public sched::WorkSource {
   alignas(kCacheLine) std::atomic<std::uint64_t> epoch_{1};  // control thread bumps
   alignas(kCacheLine) std::atomic<std::uint32_t> parked_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> batch_bounds_;  // min << 32 | max (set_batch_bounds)
   // Written by the control thread only (relaxed: a gauge for display).
   std::atomic<std::uint32_t> active_clients_{0};
   bool started_ = false;

@@ -60,9 +60,16 @@ Scheduler::Scheduler(const SchedulerOptions& options, const Topology& topology, 
     placements_.push_back({i, slot.core_index, slot.os_pu, false});
     pus.push_back(slot.os_pu);
   }
-  policy_ = make_steal_policy(options.policy, topology, pus, options.steal_attempts_per_level);
+  pus_ = std::move(pus);
+  set_steal_policy(options.policy, options.steal_attempts_per_level);
   loads_ = std::make_unique<Loads>(*this);
   workers_ = std::make_unique<Worker*[]>(n);
+}
+
+void Scheduler::set_steal_policy(StealPolicyKind kind, std::uint32_t attempts_per_level) {
+  policies_.push_back(make_steal_policy(kind, topology_, pus_, attempts_per_level));
+  // Release: the policy is built before any worker can load the pointer.
+  policy_.store(policies_.back().get(), std::memory_order_release);
 }
 
 Scheduler::~Scheduler() {

@@ -115,7 +115,14 @@ class Scheduler {
     return static_cast<std::uint32_t>(placements_.size());
   }
   const std::vector<WorkerPlacement>& placements() const noexcept { return placements_; }
-  const StealPolicy& policy() const noexcept { return *policy_; }
+  // The steal policy in force. Any thread. Acquire: pairs with
+  // set_steal_policy's release, so the policy is seen fully built.
+  const StealPolicy& policy() const noexcept { return *policy_.load(std::memory_order_acquire); }
+  // Control thread: builds a policy and makes it the one workers use from
+  // their next steal round (a round in progress finishes with the old one).
+  // Replaced policies stay alive until the scheduler is destroyed, so no
+  // worker is left holding a freed one; SIGHUPs are rare.
+  void set_steal_policy(StealPolicyKind kind, std::uint32_t attempts_per_level);
   // Racy snapshots of each worker's stealable jobs and state (any thread).
   const LoadView& loads() const noexcept { return *loads_; }
   // Any thread, after start() returned.
@@ -152,7 +159,9 @@ class Scheduler {
   const Topology& topology_;
   WorkSource* const source_;
   std::vector<WorkerPlacement> placements_;
-  std::unique_ptr<StealPolicy> policy_;
+  std::vector<std::unique_ptr<StealPolicy>> policies_;  // every one built (control thread)
+  std::atomic<const StealPolicy*> policy_{nullptr};     // the last of them
+  std::vector<std::uint32_t> pus_;                      // worker i's OS PU, for policies
   std::unique_ptr<LoadView> loads_;
   std::vector<std::thread> threads_;
   // Slot i is written once by worker i's thread before start() returns

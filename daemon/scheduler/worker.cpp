@@ -227,7 +227,8 @@ void Worker::run_job(Job* job) noexcept {
 }
 
 Job* Worker::try_steal() noexcept {
-  const StealPolicy& policy = *pool_.policy_;
+  // One policy for the whole round (a SIGHUP may install another).
+  const StealPolicy& policy = pool_.policy();
   raise_target_ = StealPolicy::kNoVictim;
   // Every kPolicySampleEvery-th round times its first decision (the one
   // that sets the round up): two clock reads per 64 rounds, not per steal.

@@ -12,6 +12,7 @@
 #include "shared/control_message.hpp"
 #include "tests/integration/completions.hpp"
 #include "tests/integration/daemon_process.hpp"
+#include "tests/integration/stats_json.hpp"
 #include "tests/support/watchdog.hpp"
 
 namespace beat {
@@ -70,10 +71,21 @@ TEST(DaemonControl, SighupReloadsLiveKeysAndKeepsServing) {
   for (std::uint64_t i = 0; i < 200; ++i) batch.push_back(make_task(spin, i, {500'000}));
   ASSERT_TRUE((*c)->submit(batch));  // ~50 ms of work in flight across the reload
 
-  write_config("[workers]\nidle_spin_us = 5\nintake_batch = 8\n");
+  write_config(
+      "[workers]\nidle_spin_us = 5\nintake_batch = 8\n"
+      "[scheduler]\nsteal_policy = \"random\"\n"
+      "[batching]\nmin_batch = 2\nmax_batch = 5\nthreshold = 30\n");
   ASSERT_EQ(::kill(d->pid(), SIGHUP), 0);
   EXPECT_TRUE(d->wait_for_log("SIGHUP: workers.idle_spin_us 100 -> 5")) << d->log();
-  EXPECT_TRUE(d->wait_for_log("take effect only after a restart")) << d->log();
+  EXPECT_TRUE(d->wait_for_log(
+      "SIGHUP: scheduler.steal_policy topology -> random, scheduler.steal_attempts_per_level 2 "
+      "-> 2"))
+      << d->log();
+  EXPECT_TRUE(d->wait_for_log("SIGHUP: batching.min_batch 1 -> 2, batching.max_batch 256 -> 5"))
+      << d->log();
+  EXPECT_TRUE(d->wait_for_log(
+      "changed, but take effect only after a restart: workers.intake_batch, batching.threshold"))
+      << d->log();
 
   // A broken file is refused and the running configuration kept.
   write_config("[workers]\nidle_spin_us = \"fast\"\n");
@@ -92,6 +104,29 @@ TEST(DaemonControl, SighupReloadsLiveKeysAndKeepsServing) {
     EXPECT_EQ(e.status, TaskStatus::kOk);
   }
   for (int n : seen) EXPECT_EQ(n, 1);
+
+  // The reloaded policy and batch bounds are the ones in force: STATS
+  // names the policy, and a burst of 200 noops forms no batch above 5.
+  auto stats = (*c)->stats_json();
+  ASSERT_TRUE(stats);
+  EXPECT_NE(stats->find("\"steal_policy\":\"random\""), std::string::npos) << *stats;
+  const auto large_batches = [](const std::string& json) {
+    std::uint64_t n = 0;
+    for (const char* bucket : {"6-20", "21-50", "51-100", "101-256"})
+      n += test::counter_after(json, "\"batch_size\"", bucket);
+    return n;
+  };
+  const std::uint64_t before = large_batches(*stats);
+  const std::uint64_t batches_before = test::counter_after(*stats, "\"batching\"", "batches");
+  const std::uint32_t noop = *(*c)->kernel_id("noop");
+  std::vector<TaskDescriptor> burst;
+  for (std::uint64_t i = 0; i < 200; ++i) burst.push_back(make_task(noop, i));
+  ASSERT_EQ(test::run_all(**c, burst).size(), burst.size());
+  stats = (*c)->stats_json();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(large_batches(*stats), before) << *stats;
+  EXPECT_GE(test::counter_after(*stats, "\"batching\"", "batches"), batches_before + 200 / 5)
+      << *stats;
   EXPECT_TRUE(d->alive());
   ::unlink(path);
 }
