@@ -12,7 +12,9 @@
 // The client thread is pinned to the last CPU (beatd's worker 0 is on CPU 0).
 //
 // Usage: beat-metrics-cost-bench [--rounds N] [--tasks N] [--scrape-ms MS]
-//        [--beatd PATH]
+//        [--beatd PATH] [--control]
+// --control runs the same rounds with both daemons off (an A/A run: how far
+// the ratio strays from 1 on this host with nothing to measure).
 // Output: one JSON line per run and one summary line per worker count.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -141,6 +143,10 @@ int main(int argc, char** argv) {
   app.add_option("--scrape-ms", scrape_ms, "scrape period while metrics are on")
       ->check(CLI::Range(1u, 60000u));
   app.add_option("--beatd", beatd, "beatd binary");
+  bool control = false;
+  app.add_flag("--control", control,
+               "A/A control: the \"on\" daemon runs with the metrics off too, so the ratio "
+               "shows the program's own noise");
   CLI11_PARSE(app, argc, argv);
   // The client on the last CPU, worker 0 on CPU 0 (hwloc): with one worker
   // they never share a core, whichever way the scheduler would place them.
@@ -151,7 +157,7 @@ int main(int argc, char** argv) {
   ::sched_setaffinity(0, sizeof(last), &last);
   for (const unsigned workers : {1u, 2u}) {
     Setup off_setup(beatd, workers, false, std::chrono::milliseconds(scrape_ms));
-    Setup on_setup(beatd, workers, true, std::chrono::milliseconds(scrape_ms));
+    Setup on_setup(beatd, workers, !control, std::chrono::milliseconds(scrape_ms));
     std::vector<double> off, on, ratios;
     std::fprintf(stderr, "%u worker(s), %u rounds...\n", workers, rounds);
     for (unsigned r = 0; r < rounds; ++r) {
