@@ -249,9 +249,12 @@ void render_header(const pt::ptree& t, std::string& out) {
 }
 
 // "1:10 2-5:3 ...": a histogram object's buckets in the daemon's order.
-std::string buckets(const pt::ptree& histogram) {
+// "name:count ..."; with `skip_zero`, buckets that counted nothing are left
+// out (the time histogram has 22).
+std::string buckets(const pt::ptree& histogram, bool skip_zero = false) {
   std::string s;
   for (const auto& [name, value] : histogram) {
+    if (skip_zero && value.empty() && value.data() == "0") continue;
     if (!s.empty()) s += ' ';
     s += printable(name) + ":" + (value.empty() && !value.data().empty() ? value.data() : kMissing);
   }
@@ -271,7 +274,7 @@ void render_batching(const pt::ptree& t, std::string& out) {
   if (const pt::ptree* sizes = child(*b, "batch_size"); sizes != nullptr && !sizes->empty())
     out += "  batch sizes   " + buckets(*sizes) + "\n";
   if (const pt::ptree* ns = child(*b, "formation_ns"); ns != nullptr && !ns->empty())
-    out += "  formation ns  " + buckets(*ns) + "\n";
+    out += "  formation ns  " + buckets(*ns, true) + "\n";
 }
 
 // QUEUE and STATE are the per-worker "queue_size" (stealable jobs) and

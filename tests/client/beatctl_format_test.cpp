@@ -37,7 +37,7 @@ constexpr const char* kFullStats = R"({"version":"0.1.0","protocol":3,"pid":1234
 "spawns":10000,"inline_subtrees":0,"steal_attempts":10000,"steals":345,"steal_rate":0.0345,
 "steal_policy":"topology","kernels":12,"batching":{"grouping":"similarity","simd":"AVX2",
 "batches":40,"tasks_grouped":1000,"tasks_alone":30,"fingerprints_corrected":0,
-"batch_size":{"1":30,"2-5":4,"6-256":6},"formation_ns":{"le_250":5,"gt_250":1}}})";
+"batch_size":{"1":30,"2-5":4,"6-256":6},"formation_ns":{"le_250":5,"le_500":0,"gt_500":1}}})";
 
 TEST(RenderStats, FullStatsGiveHeaderWorkerTableAndClientTable) {
   EXPECT_EQ(render_stats(kFullStats),
@@ -49,7 +49,7 @@ TEST(RenderStats, FullStatsGiveHeaderWorkerTableAndClientTable) {
             "batching similarity, simd AVX2: 40 batches, 1000 tasks grouped, 30 alone, "
             "0 fingerprints corrected\n"
             "  batch sizes   1:30 2-5:4 6-256:6\n"
-            "  formation ns  le_250:5 gt_250:1\n"
+            "  formation ns  le_250:5 gt_500:1\n"
             "\n"
             "WORKER  CORE  PU  PINNED  TASKS  FAILED  STEALS  STEAL%  BUSY%  QUEUE  STATE\n"
             "0       0     0   yes     61728  0       170     3.40    96.7   4      busy\n"
