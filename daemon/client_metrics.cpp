@@ -19,17 +19,12 @@ void add_session(ClientMetrics::Row& row, const ClientSession& s, bool live) {
   row.failed += s.tasks_failed_.load(std::memory_order_relaxed);
   if (!live) return;
   const SegmentView& v = s.view();
-  const SegmentHeader& h = *v.header;
-  const std::uint32_t sq_depth = h.sq.tail.value.load(std::memory_order_relaxed) -
-                                 s.sq_head_mirror_.load(std::memory_order_relaxed);
-  const std::uint32_t cq_depth = s.cq_commit_.load(std::memory_order_relaxed) -
-                                 h.cq.head.value.load(std::memory_order_relaxed);
   ++row.sessions;
-  row.sq_depth += sq_depth <= v.layout.sq_entries ? sq_depth : 0;
-  row.cq_depth += cq_depth <= v.layout.cq_entries ? cq_depth : 0;
+  row.sq_depth += s.sq_depth();
+  row.cq_depth += s.cq_depth();
   row.arena_bytes += v.layout.arena_bytes;
   row.arena_used_bytes +=
-      std::min(h.arena_used_bytes.load(std::memory_order_relaxed), v.layout.arena_bytes);
+      std::min(v.header->arena_used_bytes.load(std::memory_order_relaxed), v.layout.arena_bytes);
 }
 
 }  // namespace

@@ -131,6 +131,20 @@ class ClientSession {
     return cq_taken_mirror_.load(std::memory_order_acquire) -
            cq_commit_.load(std::memory_order_acquire);
   }
+  // Entries waiting in the rings (display, STATS and metrics): submitted
+  // and not yet taken; posted and not yet reaped. Relaxed reads, one of
+  // them a client-written index: a value beyond the ring's size is the
+  // client's corruption and reads as 0.
+  std::uint32_t sq_depth() const noexcept {
+    const std::uint32_t d = view_.header->sq.tail.value.load(std::memory_order_relaxed) -
+                            sq_head_mirror_.load(std::memory_order_relaxed);
+    return d <= view_.layout.sq_entries ? d : 0;
+  }
+  std::uint32_t cq_depth() const noexcept {
+    const std::uint32_t d = cq_commit_.load(std::memory_order_relaxed) -
+                            view_.header->cq.head.value.load(std::memory_order_relaxed);
+    return d <= view_.layout.cq_entries ? d : 0;
+  }
 
  private:
   std::string segment_name_;

@@ -752,21 +752,13 @@ std::string ControlServer::stats_json() const {
   for (const auto& c : connections_) {
     if (!c->session) continue;
     const ClientSession& s = *c->session;
-    const SegmentHeader& h = *s.view().header;
-    // Relaxed reads of client-written indices: a depth for display only.
-    const std::uint32_t sq_depth = h.sq.tail.value.load(std::memory_order_relaxed) -
-                                   s.sq_head_mirror_.load(std::memory_order_relaxed);
-    const std::uint32_t cq_depth = s.cq_commit_.load(std::memory_order_relaxed) -
-                                   h.cq.head.value.load(std::memory_order_relaxed);
     os << (with_session++ == 0 ? "" : ",") << "{\"id\":" << s.client_id()
        << ",\"name\":" << json_quote(s.client_name()) << ",\"pid\":" << s.peer().pid
        << ",\"uid\":" << s.peer().uid << ",\"segment\":" << json_quote(s.segment_name())
        << ",\"sq_entries\":" << s.view().layout.sq_entries
        << ",\"cq_entries\":" << s.view().layout.cq_entries
-       << ",\"arena_bytes\":" << s.view().layout.arena_bytes
-       << ",\"sq_depth\":" << (sq_depth <= s.view().layout.sq_entries ? sq_depth : 0)
-       << ",\"cq_depth\":" << (cq_depth <= s.view().layout.cq_entries ? cq_depth : 0)
-       << ",\"inflight\":" << s.inflight()
+       << ",\"arena_bytes\":" << s.view().layout.arena_bytes << ",\"sq_depth\":" << s.sq_depth()
+       << ",\"cq_depth\":" << s.cq_depth() << ",\"inflight\":" << s.inflight()
        << ",\"tasks_completed\":" << s.tasks_completed_.load(std::memory_order_relaxed)
        << ",\"tasks_failed\":" << s.tasks_failed_.load(std::memory_order_relaxed) << "}";
   }
